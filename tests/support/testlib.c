@@ -1,0 +1,63 @@
+#include "test.h"
+
+#include <stdarg.h>
+#include <sys/wait.h>
+
+int test_failures;
+int test_checks;
+
+void
+test_fail(const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	test_failures++;
+	fprintf(stderr, "FAIL %s:%d: ", file, line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int
+test_finish(void)
+{
+	fprintf(stderr, "%d checks, %d failed\n", test_checks, test_failures);
+	if (test_checks == 0) {
+		fprintf(stderr, "no checks ran\n");
+		return 1;
+	}
+	return test_failures == 0 ? 0 : 1;
+}
+
+const char *
+test_env(const char *name)
+{
+	const char *v = getenv(name);
+
+	if (v == NULL || *v == '\0') {
+		fprintf(stderr, "FAIL: environment variable %s is not set "
+		    "(run through tests/support/with-stack)\n", name);
+		exit(1);
+	}
+	return v;
+}
+
+int
+test_sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	int n, rc;
+
+	va_start(ap, fmt);
+	n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(cmd))
+		return -1;
+	fprintf(stderr, "+ %s\n", cmd);
+	rc = system(cmd);
+	if (rc == -1)
+		return -1;
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
