@@ -502,6 +502,19 @@ amqp_pump(struct upmon_amqp *c, int64_t deadline_ms)
 	return rc;
 }
 
+/* Handles the frames that have already arrived, without waiting. A broker that closed the
+ * connection (restart, heartbeat timeout) is noticed here, before an operation is attempted
+ * on a dead socket. */
+void
+amqp_refresh(struct upmon_amqp *c)
+{
+	int i;
+
+	for (i = 0; i < 64 && c->connected; i++)
+		if (amqp_pump(c, 0) != 0)
+			break;
+}
+
 int
 upmon_amqp_connect(struct upmon_amqp *c, int timeout_ms)
 {
@@ -535,6 +548,7 @@ upmon_amqp_declare_topology(struct upmon_amqp *c)
 {
 	int rc;
 
+	amqp_refresh(c);
 	if ((rc = amqp_ensure(c, amqp_now_ms() + c->cfg.connect_timeout_ms)) != 0)
 		return rc;
 	return amqp_declare_all(c);

@@ -256,6 +256,7 @@ upmon_amqp_consume(struct upmon_amqp *c, const char *queue, int prefetch)
 	cons->prefetch = prefetch;
 	cons->channel = consumer_channel(c->nconsumers);
 	c->nconsumers++;
+	amqp_refresh(c);
 	if (c->connected)
 		rc = start_one(c, cons);
 	else

@@ -139,6 +139,7 @@ void amqp_teardown(struct upmon_amqp *c, int graceful, const char *why);
 int amqp_rpc_check(struct upmon_amqp *c, uint16_t channel, const char *what);
 int amqp_status_error(struct upmon_amqp *c, int status, const char *what);
 int amqp_pump(struct upmon_amqp *c, int64_t deadline_ms);
+void amqp_refresh(struct upmon_amqp *c);
 void amqp_tv_until(int64_t deadline_ms, struct timeval *tv);
 void amqp_fields(char *buf, size_t size, const char *queue, uint64_t tag, int attempt);
 

@@ -206,6 +206,7 @@ amqp_publish_raw(struct upmon_amqp *c, const struct upmon_amqp_message *m, int s
 		return UPMON_AMQP_EFULL;
 	if ((rc = pending_reserve(c)) != 0)
 		return rc;
+	amqp_refresh(c);
 	if ((rc = amqp_ensure(c, amqp_now_ms())) != 0)
 		return rc;
 	memset(&props, 0, sizeof(props));
@@ -346,6 +347,7 @@ upmon_amqp_publish_sync(struct upmon_amqp *c, const struct upmon_amqp_message *m
 	uint64_t tag;
 	int rc;
 
+	amqp_refresh(c);
 	if ((rc = amqp_ensure(c, deadline)) != 0)
 		return rc;
 	if ((rc = amqp_publish_raw(c, m, 1, &tag)) != 0)
