@@ -127,6 +127,22 @@ print_usage(const struct upmon_cli_info *info, FILE *out)
 	    "      --version      print the version and exit\n\n");
 }
 
+/* The loaded value of the ENUM option called name, or def if no table has it. */
+static int
+enum_setting(const struct upmon_config_table *tables, size_t ntables, const char *name,
+    int def)
+{
+	size_t t, k;
+
+	for (t = 0; t < ntables; t++)
+		for (k = 0; k < tables[t].nopts; k++)
+			if (tables[t].opts[k].type == UPMON_CFG_ENUM &&
+			    strcmp(tables[t].opts[k].name, name) == 0)
+				return *(const int *)((const char *)tables[t].base +
+				    tables[t].opts[k].offset);
+	return def;
+}
+
 int
 upmon_cli_main(const struct upmon_cli_info *info, int argc, char **argv,
     const struct upmon_config_table *tables, size_t ntables, struct upmon_cli *cli)
@@ -155,8 +171,10 @@ upmon_cli_main(const struct upmon_cli_info *info, int argc, char **argv,
 		printf("configuration OK\n");
 		return 0;
 	}
-	level = info->log_level != NULL ? *info->log_level : UPMON_LOG_INFO;
-	format = info->log_format != NULL ? *info->log_format : UPMON_LOG_LOGFMT;
+	level = info->log_level != NULL ? *info->log_level :
+	    enum_setting(tables, ntables, "UPMON_LOG_LEVEL", UPMON_LOG_INFO);
+	format = info->log_format != NULL ? *info->log_format :
+	    enum_setting(tables, ntables, "UPMON_LOG_FORMAT", UPMON_LOG_LOGFMT);
 	level += cli->verbose;
 	if (cli->foreground || level > UPMON_LOG_DEBUG)
 		level = UPMON_LOG_DEBUG;

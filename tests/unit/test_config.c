@@ -443,6 +443,11 @@ test_cli_main(void)
 	CHECK_EQ(upmon_cli_main(&info, 3, run, &t, 1, &cli), UPMON_CLI_RUN);
 	CHECK_EQ(upmon_log_level, UPMON_LOG_INFO); /* warn raised one level by -v */
 	CHECK_EQ(cli.argc, 1);
+	/* without pointers, the level comes from the tables' UPMON_LOG_LEVEL */
+	info.log_level = NULL;
+	setenv("UPMON_LOG_LEVEL", "error", 1);
+	CHECK_EQ(upmon_cli_main(&info, 1, run, &t, 1, &cli), UPMON_CLI_RUN);
+	CHECK_EQ(upmon_log_level, UPMON_LOG_ERROR);
 	unsetenv("UPMON_LOG_LEVEL");
 	upmon_config_release(&t, 1);
 }

@@ -180,8 +180,8 @@ struct upmon_cli_info {
 	const char *program;		/* "upmon-probe": log service name and usage line */
 	const char *usage;		/* after the program name, e.g. "[-dnv] [-c file]" */
 	const char *summary;		/* one line for --help */
-	int *log_level;			/* where the loaded UPMON_LOG_LEVEL lives */
-	int *log_format;		/* where the loaded UPMON_LOG_FORMAT lives */
+	int *log_level;			/* NULL: the tables' UPMON_LOG_LEVEL (else info) */
+	int *log_format;		/* NULL: the tables' UPMON_LOG_FORMAT (else logfmt) */
 };
 
 /* Returned by upmon_cli_main() when the program should go on running. */
