@@ -700,3 +700,12 @@ run_migrations() {
   UPMON_PG_URL="postgresql://$PG_USER:$PG_PASS@127.0.0.1:$PORT_PG/$PG_DB" "$ctl" migrate ||
     die "upmonctl migrate failed"
 }
+
+# Drops this stack's reservations from the port registry (when its state dir goes away).
+ports_release() {
+  local f
+  for f in "$UPMON_PORT_REGISTRY"/[0-9]*; do
+    [[ -f $f && $(<"$f") == "$S" ]] && rm -f "$f"
+  done
+  return 0
+}
