@@ -4,8 +4,35 @@
 #include "upmonctl.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+
+static const struct upmon_config_opt ctl_opts[] = {
+	{ "UPMON_SQL_DIR", UPMON_CFG_STRING, 0, 4096, UPMON_SQL_DIR_DEFAULT, NULL, NULL,
+	  "Directory of the numbered schema migrations applied by upmonctl migrate.",
+	  offsetof(struct ctl_settings, sql_dir), 0, NULL },
+};
+
+struct upmon_config_table
+ctl_settings_table(struct ctl_settings *s)
+{
+	struct upmon_config_table t = { ctl_opts, sizeof(ctl_opts) / sizeof(ctl_opts[0]), s,
+	    NULL };
+
+	return t;
+}
+
+const char *
+ctl_sql_dir(const struct ctl *ctl, const char *flag)
+{
+	if (flag != NULL)
+		return flag;
+	if (ctl->ctl_settings != NULL && ctl->ctl_settings->sql_dir != NULL &&
+	    ctl->ctl_settings->sql_dir[0] != '\0')
+		return ctl->ctl_settings->sql_dir;
+	return UPMON_SQL_DIR_DEFAULT;
+}
 
 int
 ctl_fail(const char *cmd, const char *fmt, ...)

@@ -46,15 +46,18 @@ main(int argc, char **argv)
 		.summary = "upmon operator CLI: migrate the schema, manage partitions.",
 	};
 	struct upmon_common_settings settings;
-	struct upmon_config_table table;
+	struct ctl_settings ctl_settings;
+	struct upmon_config_table tables[2];
 	struct upmon_cli cli;
 	struct ctl ctl;
 	size_t i;
 	int rc;
 
 	memset(&settings, 0, sizeof(settings));
-	table = upmon_common_table(&settings);
-	rc = upmon_cli_main(&info, argc, argv, &table, 1, &cli);
+	memset(&ctl_settings, 0, sizeof(ctl_settings));
+	tables[0] = upmon_common_table(&settings);
+	tables[1] = ctl_settings_table(&ctl_settings);
+	rc = upmon_cli_main(&info, argc, argv, tables, 2, &cli);
 	if (rc != UPMON_CLI_RUN)
 		goto out;
 	/* a CLI speaks through its exit status and one error line; -v shows the logs */
@@ -66,6 +69,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	ctl.settings = &settings;
+	ctl.ctl_settings = &ctl_settings;
 	for (i = 0; i < NCOMMANDS; i++) {
 		if (strcmp(cli.argv[0], commands[i]->name) == 0) {
 			rc = commands[i]->run(&ctl, cli.argc, cli.argv);
@@ -76,6 +80,6 @@ main(int argc, char **argv)
 	    cli.argv[0]);
 	rc = CTL_EXIT_USAGE;
 out:
-	upmon_config_release(&table, 1);
+	upmon_config_release(tables, 2);
 	return rc;
 }

@@ -225,18 +225,6 @@ ctl_migration_load_dir(const char *dir, struct ctl_migration_set *set, char *err
 	return 0;
 }
 
-const char *
-ctl_sql_dir(const char *flag)
-{
-	const char *env = getenv("UPMON_SQL_DIR");
-
-	if (flag != NULL)
-		return flag;
-	if (env != NULL && env[0] != '\0')
-		return env;
-	return UPMON_SQL_DIR_DEFAULT;
-}
-
 static struct ctl_migration *
 find_version(struct ctl_migration_set *set, int version)
 {
@@ -490,7 +478,7 @@ ctl_cmd_migrate(struct ctl *ctl, int argc, char **argv)
 	}
 	if (optind < argc)
 		return ctl_usage(&ctl_migrate_cmd, "unexpected argument %s", argv[optind]);
-	dir = ctl_sql_dir(dir);
+	dir = ctl_sql_dir(ctl, dir);
 	if (ctl_migration_load_dir(dir, &set, err, sizeof(err)) != 0) {
 		rc = ctl_fail("migrate", "%s", err);
 		goto out;

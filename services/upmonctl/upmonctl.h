@@ -16,9 +16,18 @@
 #define CTL_EXIT_FAIL 1		/* runtime error: one line on stderr */
 #define CTL_EXIT_USAGE 2	/* bad command line: one line on stderr */
 
+/* upmonctl's own settings (besides the common ones), described by ctl_settings_table(). */
+struct ctl_settings {
+	char *sql_dir;		/* UPMON_SQL_DIR: migrations; default the source tree's sql/ */
+};
+
+/* Binds upmonctl's option table to s, for upmon_cli_main() next to the common table. */
+struct upmon_config_table ctl_settings_table(struct ctl_settings *s);
+
 /* What a subcommand gets besides its arguments. */
 struct ctl {
 	const struct upmon_common_settings *settings;	/* loaded configuration */
+	const struct ctl_settings *ctl_settings;	/* NULL = all defaults */
 };
 
 /*
@@ -94,8 +103,8 @@ int ctl_migration_load_dir(const char *dir, struct ctl_migration_set *set, char 
     size_t errlen);
 void ctl_migration_set_release(struct ctl_migration_set *set);
 
-/* The migration directory: --dir if given, else $UPMON_SQL_DIR, else the build's sql/. */
-const char *ctl_sql_dir(const char *flag);
+/* The migration directory: --dir if given, else UPMON_SQL_DIR, else the build's sql/. */
+const char *ctl_sql_dir(const struct ctl *ctl, const char *flag);
 
 /* ---- subcommands ------------------------------------------------------------------------- */
 

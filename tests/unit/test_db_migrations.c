@@ -97,13 +97,20 @@ test_load_dir(void)
 static void
 test_sql_dir(void)
 {
-	unsetenv("UPMON_SQL_DIR");
-	CHECK_STR(ctl_sql_dir("/x"), "/x");
-	CHECK_CONTAINS(ctl_sql_dir(NULL), "/sql");
-	setenv("UPMON_SQL_DIR", "/from/env", 1);
-	CHECK_STR(ctl_sql_dir(NULL), "/from/env");
-	CHECK_STR(ctl_sql_dir("/flag"), "/flag");
-	unsetenv("UPMON_SQL_DIR");
+	char *env[] = { "UPMON_SQL_DIR=/from/env", NULL };
+	struct upmon_config_source src = { NULL, env, NULL, NULL };
+	struct ctl_settings s = { NULL };
+	struct upmon_config_table t = ctl_settings_table(&s);
+	struct ctl ctl = { NULL, NULL };
+
+	CHECK_STR(ctl_sql_dir(&ctl, "/flag"), "/flag");
+	CHECK_CONTAINS(ctl_sql_dir(&ctl, NULL), "/sql");
+	/* UPMON_SQL_DIR is a setting of upmonctl's table, loaded like any other */
+	REQUIRE(upmon_config_load(&t, 1, &src) == 0);
+	ctl.ctl_settings = &s;
+	CHECK_STR(ctl_sql_dir(&ctl, NULL), "/from/env");
+	CHECK_STR(ctl_sql_dir(&ctl, "/flag"), "/flag");
+	upmon_config_release(&t, 1);
 }
 
 /* The repository's own migrations obey the rules. */
