@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,6 +262,21 @@ upmon_db_free(struct upmon_db *db)
 	free(db);
 }
 
+/* The connection turned out dead: fills err (one line), logs it, drops the connection. */
+static int
+db_lost(struct upmon_db *db, struct upmon_db_error *err)
+{
+	struct upmon_db_error local;
+
+	if (err == NULL)
+		err = &local;
+	db_set_error(err, UPMON_DB_E_CONN, NULL, "database connection lost: %s",
+	    PQerrorMessage(db->conn));
+	log_warnx("%s", err->message);
+	db_drop(db);
+	return UPMON_DB_E_CONN;
+}
+
 /* Classifies a failed result (res may be NULL) and fills err; drops a dead connection. */
 static int
 db_fail(struct upmon_db *db, const PGresult *res, struct upmon_db_error *err)
@@ -400,6 +416,31 @@ fail:
 }
 
 /*
+ * Reads whatever the server sent unasked (notifications, or a FATAL message and the end of
+ * the stream when the server closed the session) without blocking. A closed session shows up
+ * as a message then EOF, which takes two reads. Returns -1 when the connection is dead.
+ */
+static int
+db_poll_input(struct upmon_db *db)
+{
+	struct pollfd pfd;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		pfd.fd = PQsocket(db->conn);
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		if (pfd.fd < 0)
+			return -1;
+		if (poll(&pfd, 1, 0) <= 0)
+			break;
+		if (PQconsumeInput(db->conn) == 0 || PQstatus(db->conn) != CONNECTION_OK)
+			return -1;
+	}
+	return PQstatus(db->conn) == CONNECTION_OK ? 0 : -1;
+}
+
+/*
  * Makes sure a live connection exists outside a transaction: notices a connection the server
  * closed (non-blocking read), reconnects unless the backoff runs. *attempted is set when a
  * connect was tried.
@@ -409,11 +450,8 @@ db_ensure(struct upmon_db *db, int force, int *attempted, struct upmon_db_error 
 {
 	int64_t now;
 
-	if (db->conn != NULL && (PQconsumeInput(db->conn) == 0 ||
-	    PQstatus(db->conn) != CONNECTION_OK)) {
-		log_warnx("database connection lost: %s", PQerrorMessage(db->conn));
-		db_drop(db);
-	}
+	if (db->conn != NULL && db_poll_input(db) != 0)
+		db_lost(db, err);
 	if (db->conn != NULL)
 		return 0;
 	now = mono_ms();
@@ -723,12 +761,8 @@ upmon_db_notifications(struct upmon_db *db, upmon_db_notify_fn fn, void *arg, in
 		if ((rc = db_ensure(db, 0, NULL, err)) != 0)
 			return rc;
 	}
-	if (PQconsumeInput(db->conn) == 0 || PQstatus(db->conn) != CONNECTION_OK) {
-		db_set_error(err, UPMON_DB_E_CONN, NULL, "%s", PQerrorMessage(db->conn));
-		log_warnx("database connection lost: %s", PQerrorMessage(db->conn));
-		db_drop(db);
-		return UPMON_DB_E_CONN;
-	}
+	if (db_poll_input(db) != 0)
+		return db_lost(db, err);
 	while ((n = PQnotifies(db->conn)) != NULL) {
 		if (fn != NULL)
 			fn(arg, n->relname, n->extra != NULL ? n->extra : "", n->be_pid);
