@@ -307,7 +307,10 @@ cache_send(struct upmon_cache *c, int argc, const char **argv, const size_t *arg
 {
 	redisReply *r = redisCommandArgv(c->ctx, argc, argv, argvlen);
 
-	if (r == NULL)
+	if (r == NULL && c->ctx->err == REDIS_ERR_IO &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK))
+		cache_seterr(c, "redis: no answer within %d ms", c->op_timeout_ms);
+	else if (r == NULL)
 		cache_seterr(c, "redis: %s", c->ctx->errstr[0] != '\0' ? c->ctx->errstr :
 		    "connection failed");
 	return r;
