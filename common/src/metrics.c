@@ -343,9 +343,16 @@ add_series(struct upmon_metrics *m, const char *name, const char *help, enum fam
 	pthread_mutex_lock(&m->mu);
 	if ((f = get_family(m, name, help, type, bounds, nbounds)) == NULL)
 		goto out;
-	for (s = f->series; s != NULL; s = s->next)
-		if (strcmp(s->labels, labels) == 0 && s->fn == fn && s->arg == arg)
-			goto out;
+	for (s = f->series; s != NULL; s = s->next) {
+		if (strcmp(s->labels, labels) != 0)
+			continue;
+		if (s->fn != fn || s->arg != arg) {
+			log_warnx("metrics: %s{%s} registered twice with different sources", name,
+			    labels);
+			s = NULL;
+		}
+		goto out;
+	}
 	/* the allocation is the largest handle type, so any handle may point at it */
 	if ((s = calloc(1, sizeof(struct upmon_histogram))) == NULL)
 		goto out;

@@ -16,14 +16,18 @@
 #include "msg_int.h"
 
 #define MSG_MAX_DEPTH 8		/* task -> check -> headers -> header is 4 */
+#define MSG_MAX_CAP (256 * 1024 * 1024)	/* json-c takes an int length */
 
 static _Atomic size_t msg_max_bytes = UPMON_MSG_MAX_BYTES;
 
 void
 upmon_msg_set_max_bytes(size_t max)
 {
-	atomic_store_explicit(&msg_max_bytes, max ? max : UPMON_MSG_MAX_BYTES,
-	    memory_order_relaxed);
+	if (max == 0)
+		max = UPMON_MSG_MAX_BYTES;
+	if (max > MSG_MAX_CAP)
+		max = MSG_MAX_CAP;
+	atomic_store_explicit(&msg_max_bytes, max, memory_order_relaxed);
 }
 
 size_t
@@ -260,13 +264,15 @@ enum_list(const char *const *names, char *buf, size_t size)
 static int
 decode_enum(struct mctx *c, const struct mf *f, json_object *v, int *out)
 {
-	const char *s = json_object_get_string(v);
-	size_t i, len = (size_t)json_object_get_string_len(v);
 	char list[128], got[48];
+	const char *s;
+	size_t i, len;
 
 	enum_list(f->names, list, sizeof(list));
 	if (!json_object_is_type(v, json_type_string))
 		return mfail(c, f->name, "expected one of %s, got %s", list, mf_json_type(v));
+	s = json_object_get_string(v);
+	len = (size_t)json_object_get_string_len(v);
 	for (i = 0; f->names[i] != NULL; i++) {
 		if (strlen(f->names[i]) == len && memcmp(f->names[i], s, len) == 0) {
 			*out = (int)i;

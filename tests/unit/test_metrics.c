@@ -98,6 +98,7 @@ static void
 test_registration_rules(void)
 {
 	static const double bounds[] = { 1, 2 }, bad_bounds[] = { 2, 1 };
+	static double one = 1, two = 2;
 	struct upmon_metrics *m = upmon_metrics_new();
 	struct upmon_counter *c;
 	char *out;
@@ -124,6 +125,13 @@ test_registration_rules(void)
 	CHECK(upmon_metrics_histogram(m, "h", "H.", bounds, 1, NULL) == NULL);
 	CHECK_EQ(upmon_metrics_callback(m, UPMON_METRIC_COUNTER, "cb", "No suffix.", NULL,
 	    NULL, NULL), -EINVAL);
+	CHECK_EQ(upmon_metrics_callback(m, UPMON_METRIC_GAUGE, "cbg", "Callback.", fixed_value,
+	    &one, NULL), 0);
+	CHECK_EQ(upmon_metrics_callback(m, UPMON_METRIC_GAUGE, "cbg", "Callback.", fixed_value,
+	    &one, NULL), 0);	/* the same source again is fine */
+	CHECK_EQ(upmon_metrics_callback(m, UPMON_METRIC_GAUGE, "cbg", "Callback.", fixed_value,
+	    &two, NULL), -EINVAL);	/* a second source for one series is not */
+	CHECK(upmon_metrics_gauge(m, "cbg", "Callback.", NULL) == NULL);
 	/* NULL handles are harmless */
 	upmon_counter_inc(NULL);
 	upmon_counter_add(NULL, 5);
@@ -135,6 +143,7 @@ test_registration_rules(void)
 	REQUIRE(upmon_metrics_render(m, &out, &len) == 0);
 	CHECK(strstr(out, "no_suffix") == NULL && strstr(out, "bad-name") == NULL);
 	CHECK(strstr(out, "# TYPE g ") == NULL);
+	CHECK_CONTAINS(out, "# TYPE cbg gauge\ncbg 1\n");
 	free(out);
 	upmon_metrics_free(m);
 	upmon_metrics_free(NULL);

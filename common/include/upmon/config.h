@@ -82,8 +82,8 @@ struct upmon_config_source {
 
 /*
  * Fills every table's settings struct: defaults, then the file, then the environment, and
- * validates. Reports every bad setting as one line on src->diag. Strings already held by
- * the settings structs are freed first, so loading twice is safe.
+ * validates. Reports every bad setting as one line on src->diag. The settings structs must
+ * start zeroed; strings they already hold are freed first, so loading twice is safe.
  * Returns 0; -EINVAL if any setting was bad (the structs then hold defaults or partly
  * parsed values and must still be released); -ENOENT or -EIO if the file could not be read;
  * -ENOMEM.

@@ -205,7 +205,7 @@ int upmon_msg_alert_routing_key(const struct upmon_alert_event *ev, char *buf, s
 /* ---- shared -------------------------------------------------------------------------- */
 
 /* Sets the size cap of encoders and decoders (UPMON_MAX_MESSAGE_BYTES); 0 restores the
- * default. Call once at start-up. */
+ * default, values over 256 MiB are clamped. Call once at start-up. */
 void upmon_msg_set_max_bytes(size_t max);
 size_t upmon_msg_max_bytes(void);
 
