@@ -162,6 +162,7 @@ upmon_cli_main(const struct upmon_cli_info *info, int argc, char **argv,
 		return 0;
 	}
 	src.file = cli->config_file;
+	src.ignore = info->ignore;
 	if (upmon_config_load(tables, ntables, &src) < 0) {
 		if (cli->check_config)
 			fprintf(stderr, "configuration has errors\n");

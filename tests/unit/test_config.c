@@ -425,8 +425,9 @@ test_cli_main(void)
 {
 	struct upmon_common_settings common = { 0 };
 	struct upmon_config_table t = upmon_common_table(&common);
+	static const char *const ignore[] = { "UPMON_SMTP_*", NULL };
 	struct upmon_cli_info info = { "upmon-test", NULL, "test program", &common.log_level,
-		&common.log_format };
+		&common.log_format, ignore };
 	char *check[] = { "upmon-test", "-n", NULL };
 	char *run[] = { "upmon-test", "-v", "sub", NULL };
 	char *bad[] = { "upmon-test", "-q", NULL };
@@ -434,6 +435,7 @@ test_cli_main(void)
 
 	CHECK_EQ(upmon_cli_main(&info, 2, bad, &t, 1, &cli), 2);
 
+	setenv("UPMON_SMTP_HOST", "127.0.0.1", 1);	/* another program's: ignored */
 	setenv("UPMON_AMQP_HEARTBEAT", "99999", 1);
 	CHECK_EQ(upmon_cli_main(&info, 2, check, &t, 1, &cli), 1);
 	unsetenv("UPMON_AMQP_HEARTBEAT");
@@ -449,6 +451,7 @@ test_cli_main(void)
 	CHECK_EQ(upmon_cli_main(&info, 1, run, &t, 1, &cli), UPMON_CLI_RUN);
 	CHECK_EQ(upmon_log_level, UPMON_LOG_ERROR);
 	unsetenv("UPMON_LOG_LEVEL");
+	unsetenv("UPMON_SMTP_HOST");
 	upmon_config_release(&t, 1);
 }
 

@@ -182,6 +182,8 @@ struct upmon_cli_info {
 	const char *summary;		/* one line for --help */
 	int *log_level;			/* NULL: the tables' UPMON_LOG_LEVEL (else info) */
 	int *log_format;		/* NULL: the tables' UPMON_LOG_FORMAT (else logfmt) */
+	const char *const *ignore;	/* other programs' UPMON_* names not to warn about
+					 * (see upmon_config_source.ignore), or NULL */
 };
 
 /* Returned by upmon_cli_main() when the program should go on running. */
