@@ -336,12 +336,14 @@ upmon_amqp_is_rfc3339(const char *s)
 	    s[5] <= '9' && s[6] == '\0';
 }
 
-/* Headers the broker sets or that we set ourselves are not carried over. */
+/* Headers the broker sets (dead-lettering, quorum queue redelivery count) or that we set
+ * ourselves are not carried over. */
 static int
 header_carried(const char *key)
 {
 	return strncmp(key, "x-death", 7) != 0 && strncmp(key, "x-first-death", 13) != 0 &&
-	    strncmp(key, "x-last-death", 12) != 0 && strncmp(key, "x-upmon-", 8) != 0;
+	    strncmp(key, "x-last-death", 12) != 0 && strcmp(key, "x-delivery-count") != 0 &&
+	    strncmp(key, "x-upmon-", 8) != 0;
 }
 
 static int

@@ -249,27 +249,27 @@ upmon_amqp_publish(struct upmon_amqp *c, const struct upmon_amqp_message *m, uin
 	return amqp_publish_raw(c, m, 0, tag);
 }
 
-/* Moves resolved, non-sync entries to out (up to max), compacting the list. */
+/* Moves the resolved prefix of the list to out (up to max), so outcomes are reported in
+ * strict tag order: a caller can keep its publishes in a FIFO and pop from the front. */
 static void
 drain(struct upmon_amqp *c, struct upmon_amqp_confirm *out, size_t max, size_t *n)
 {
-	size_t i, keep = 0;
+	size_t i;
 
-	for (i = 0; i < c->npending; i++) {
+	for (i = 0; i < c->npending && *n < max; i++) {
 		struct amqp_pending *p = &c->pending[i];
 
-		if (p->state != PEND_WAIT && !p->sync && *n < max) {
-			out[*n].tag = p->tag;
-			out[*n].outcome = p->state;
-			memcpy(out[*n].message_id, p->message_id, sizeof(p->message_id));
-			(*n)++;
-			continue;
-		}
-		if (keep != i)
-			c->pending[keep] = *p;
-		keep++;
+		if (p->state == PEND_WAIT || p->sync)
+			break;
+		out[*n].tag = p->tag;
+		out[*n].outcome = p->state;
+		memcpy(out[*n].message_id, p->message_id, sizeof(p->message_id));
+		(*n)++;
 	}
-	c->npending = keep;
+	if (i > 0) {
+		memmove(c->pending, c->pending + i, (c->npending - i) * sizeof(c->pending[0]));
+		c->npending -= i;
+	}
 }
 
 int
@@ -284,6 +284,7 @@ upmon_amqp_confirm_wait(struct upmon_amqp *c, int timeout_ms,
 		drain(c, out, max, n);
 		if (c->nwait == 0 || *n >= max || !c->connected)
 			break;
+		/* (a publish_sync entry can only be pending inside publish_sync itself) */
 		rc = amqp_pump(c, deadline);
 		if (rc == UPMON_AMQP_ETIMEDOUT)
 			break;

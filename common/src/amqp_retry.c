@@ -61,7 +61,7 @@ upmon_amqp_dead_letter(struct upmon_amqp *c, const struct upmon_amqp_delivery *d
 		rc = republish(c, d, target, h, timeout_ms);
 	amqp_fields(fields, sizeof(fields), d->queue, d->delivery_tag, d->attempt);
 	if (rc == 0)
-		log_warnf(fields, "amqp dead-lettered message_id=%s to %s: %s", d->message_id,
+		log_warnf(fields, "amqp dead-lettered message_id=%s to %s: %.200s", d->message_id,
 		    target, error ? error : "");
 	else
 		log_warnf(fields, "amqp dead-letter of message_id=%s failed: %s", d->message_id,
@@ -101,7 +101,7 @@ upmon_amqp_retry(struct upmon_amqp *c, const struct upmon_amqp_delivery *d,
 		rc = republish(c, d, target, h, timeout_ms);
 	amqp_fields(fields, sizeof(fields), d->queue, d->delivery_tag, next);
 	if (rc == 0) {
-		log_infof(fields, "amqp retry of message_id=%s via %s: %s", d->message_id, target,
+		log_infof(fields, "amqp retry of message_id=%s via %s: %.200s", d->message_id, target,
 		    error ? error : "");
 		if (route != NULL)
 			*route = UPMON_AMQP_ROUTE_RETRY;

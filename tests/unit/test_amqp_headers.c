@@ -97,6 +97,7 @@ test_retry_headers(void)
 	upmon_amqp_headers_set_int(&in, UPMON_AMQP_H_ATTEMPT, 1);
 	upmon_amqp_headers_set_str(&in, "x-death", "broker stuff", 0);
 	upmon_amqp_headers_set_str(&in, "x-first-death-queue", "q", 0);
+	upmon_amqp_headers_set_int(&in, "x-delivery-count", 3);
 	upmon_amqp_headers_set_str(&in, UPMON_AMQP_H_FIRST_FAILURE, "2024-01-01T00:00:00.000Z", 0);
 
 	CHECK_EQ(upmon_amqp_retry_headers(&in, 2, "timeout", T0, &out), 0);
@@ -110,6 +111,7 @@ test_retry_headers(void)
 	CHECK_STR(upmon_amqp_headers_get_str(&out, "x-trace"), "abc");
 	CHECK(upmon_amqp_headers_get_str(&out, "x-death") == NULL);
 	CHECK(upmon_amqp_headers_get_str(&out, "x-first-death-queue") == NULL);
+	CHECK_EQ(upmon_amqp_headers_get_int(&out, "x-delivery-count", &v), UPMON_AMQP_EINVAL);
 	CHECK(upmon_amqp_headers_get_str(&out, UPMON_AMQP_H_SERVICE) == NULL);
 
 	/* Without an incoming first-failure (or with garbage) it is now. */

@@ -187,10 +187,11 @@ struct upmon_amqp_confirm {
  * EFULL (max_unconfirmed outcomes not yet collected), ECONN (not sent). */
 int upmon_amqp_publish(struct upmon_amqp *c, const struct upmon_amqp_message *m,
     uint64_t *tag);
-/* Reads confirms, returns and nacks for up to timeout_ms and stores up to max outcomes, in
- * tag order, in out[0..*n). Outcomes are reported once. Returns 0 when no publish is left
- * waiting for its outcome, ETIMEDOUT when some still are (out may still hold outcomes), and
- * never ECONN: a lost connection turns waiting publishes into UPMON_AMQP_LOST outcomes. */
+/* Reads confirms, returns and nacks for up to timeout_ms and stores up to max outcomes in
+ * out[0..*n), in strict tag order: an outcome is reported only once every earlier publish has
+ * its own, and each exactly once. Returns 0 when no publish is left waiting for its outcome,
+ * ETIMEDOUT when some still are (out may still hold outcomes); call again while *n == max.
+ * Never ECONN: a lost connection turns waiting publishes into UPMON_AMQP_LOST outcomes. */
 int upmon_amqp_confirm_wait(struct upmon_amqp *c, int timeout_ms,
     struct upmon_amqp_confirm *out, size_t max, size_t *n);
 /* Publishes that have no outcome yet. */
