@@ -21,7 +21,9 @@ UPMON_STOP_TIMEOUT=${UPMON_STOP_TIMEOUT:-30}
 PG_BIN=/usr/lib/postgresql/15/bin
 RMQ_BIN=/usr/lib/rabbitmq/bin
 
-# Port keys recorded in stack.env as PORT_<key>; the override variable is UPMON_<key>_PORT.
+# Port keys recorded in stack.env as PORT_<key>; the override variable is
+# UPMON_LOCAL_<key>_PORT (not UPMON_<key>_PORT: deploy/local/env exports UPMON_SMTP_PORT, and
+# a shell that evaluated the env of one stack must not pin the ports of the next one).
 PORT_KEYS=(AMQP RABBITMQ_MGMT RABBITMQ_DIST EPMD PG REDIS SMTP GATEWAY
            GATEWAY_ADMIN SCHEDULER_ADMIN PROBE_ADMIN MAILER_ADMIN)
 INFRA=(rabbitmq postgres redis smtp)
@@ -135,7 +137,7 @@ port_pick() {
   return 1
 }
 
-# Chooses every port this stack needs (UPMON_<key>_PORT overrides), generates credentials
+# Chooses every port this stack needs (UPMON_LOCAL_<key>_PORT overrides), generates credentials
 # and writes stack.env. Runs once per state dir; later calls reuse what is recorded and warn
 # about overrides that disagree with it.
 stack_configure() {
@@ -144,7 +146,7 @@ stack_configure() {
     # shellcheck disable=SC1091
     source "$S/stack.env"
     for key in "${PORT_KEYS[@]}"; do
-      var=UPMON_${key}_PORT
+      var=UPMON_LOCAL_${key}_PORT
       p=PORT_$key
       if [[ -n ${!var:-} && ${!var} != "${!p}" ]]; then
         note "warning: ignoring $var=${!var}: this stack was set up with port ${!p}" \
@@ -162,7 +164,7 @@ stack_configure() {
   {
     echo "# upmon local stack, written by deploy/local/up on $(date -u +%FT%TZ); do not edit"
     for key in "${PORT_KEYS[@]}"; do
-      var=UPMON_${key}_PORT
+      var=UPMON_LOCAL_${key}_PORT
       if [[ -n ${!var:-} ]]; then
         p=${!var}
         [[ $p =~ ^[0-9]+$ ]] && ((p >= 1 && p <= 65535)) || die "$var=$p is not a port number"
