@@ -469,8 +469,13 @@ db_ensure(struct upmon_db *db, int force, int *attempted, struct upmon_db_error 
 int
 upmon_db_connect(struct upmon_db *db, struct upmon_db_error *err)
 {
+	if (db->in_tx && (db->conn == NULL || db->tx_broken)) {
+		db_set_error(err, UPMON_DB_E_CONN, NULL,
+		    "connection lost inside a transaction: roll back and retry");
+		return UPMON_DB_E_CONN;
+	}
 	if (db->in_tx)
-		return db->conn != NULL && !db->tx_broken ? 0 : UPMON_DB_E_CONN;
+		return 0;
 	return db_ensure(db, 1, NULL, err);
 }
 

@@ -54,7 +54,8 @@ void upmon_cache_config_init(struct upmon_cache_config *cfg);
 
 /*
  * Parses redis://[[user]:password@]host[:port][/db] (host may be [IPv6]; user and password
- * may be percent-encoded). Returns 0 or UPMON_CACHE_E_INVALID.
+ * may be percent-encoded). rediss:// (TLS) is refused: hiredis 0.14 has no TLS. Returns 0 or
+ * UPMON_CACHE_E_INVALID.
  */
 int upmon_cache_url_parse(const char *url, struct upmon_cache_url *out);
 

@@ -139,10 +139,12 @@ int upmon_db_rollback(struct upmon_db *db, struct upmon_db_error *err);
 int upmon_db_in_transaction(const struct upmon_db *db);
 
 /*
- * LISTEN support. upmon_db_listen() issues LISTEN channel now (connecting if needed) and again
- * on every new connection. Notifications sent while the handle was disconnected are lost:
- * compare upmon_db_generation() to notice a reconnect and reload what you follow.
- * Returns 0 or a negative code.
+ * LISTEN support. upmon_db_listen() registers channel (at most 63 bytes) and issues LISTEN
+ * now (connecting if needed) and again on every new connection; the channel stays registered
+ * even when this call fails (UPMON_DB_E_CONN: it is listened to once the handle reconnects).
+ * Notifications sent while the handle was disconnected are lost: compare
+ * upmon_db_generation() to notice a reconnect and reload what you follow. Not inside a
+ * transaction (UPMON_DB_E_INVALID). Returns 0 or a negative code.
  */
 int upmon_db_listen(struct upmon_db *db, const char *channel, struct upmon_db_error *err);
 
