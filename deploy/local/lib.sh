@@ -370,17 +370,34 @@ stop_parallel() {
 # ---------------------------------------------------------------------------------------
 # Permissions
 
-# Makes the state dir reachable for the system users the servers run as, and checks it.
+# True when the system users the servers run as can traverse directory $1.
+users_can_reach() {
+  local u
+  for u in rabbitmq postgres; do
+    setpriv --reuid="$u" --regid="$u" --init-groups -- test -x "$1" 2>/dev/null || return 1
+  done
+}
+
+# Creates the state dir and makes it reachable for the system users the servers run as.
+# When the default .upmon would sit where they cannot go (a clone under /root), the state
+# lives in /var/lib/upmon/<hash of the repo path> and .upmon becomes a symlink to it.
 stack_prepare_dir() {
+  local alt
+  if is_root && [[ -z ${UPMON_STATE_DIR:-} && ! -e $UPMON_REPO/.upmon && ! -L $UPMON_REPO/.upmon ]] &&
+     ! users_can_reach "$UPMON_REPO"; then
+    alt=/var/lib/upmon/$(printf '%s' "$UPMON_REPO" | sha256sum | head -c 12)
+    mkdir -p "$alt"
+    chmod 755 /var/lib/upmon "$alt"
+    ln -s "$alt" "$UPMON_REPO/.upmon"
+    note "rabbitmq/postgres cannot reach $UPMON_REPO: state kept in $alt (.upmon links there)"
+    stack_resolve
+  fi
   mkdir -p "$S" "$S/run" "$S/log" "$S/mail"
   if is_root; then
     chmod go+x "$S"
-    local u
-    for u in rabbitmq postgres; do
-      setpriv --reuid="$u" --regid="$u" --init-groups -- test -x "$S" ||
-        die "user $u cannot reach $S (a parent directory is not searchable);" \
-            "set UPMON_STATE_DIR to a directory under /tmp or /var/tmp"
-    done
+    users_can_reach "$S" ||
+      die "users rabbitmq/postgres cannot reach $S (a parent directory is not searchable);" \
+          "set UPMON_STATE_DIR to a directory under /tmp or /var/tmp"
   fi
 }
 
