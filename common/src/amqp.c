@@ -280,7 +280,12 @@ amqp_rpc_check(struct upmon_amqp *c, uint16_t channel, const char *what)
 		cc = r.reply.decoded;
 		amqp_copy_bytes(text, sizeof(text), cc->reply_text);
 		snprintf(why, sizeof(why), "%s: broker refused: %u %s", what, cc->reply_code, text);
-		log_error("amqp %s", why);
+		/* what is either "queue=<name>" (a logfmt field) or a method name */
+		if (strncmp(what, "queue=", 6) == 0)
+			log_emit(UPMON_LOG_ERROR, what, "amqp broker refused: %u %s", cc->reply_code,
+			    text);
+		else
+			log_error("amqp %s", why);
 		if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
 			(void)amqp_send_method(c->conn, channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
 			amqp_teardown(c, 1, why);

@@ -229,10 +229,11 @@ struct upmon_amqp_delivery {
 int upmon_amqp_consume(struct upmon_amqp *c, const char *queue, int prefetch);
 /* Waits up to timeout_ms for the next delivery on any consumed queue and fills *out; the
  * caller owns it and must upmon_amqp_delivery_release() it (after ack/nack/retry). Services
- * the connection while waiting and reconnects when down. Bodies over max_body never reach the
- * caller: they are rejected without requeue, which the queue's dead-letter exchange routes to
- * <queue>_dead with the full body (logged). 0, ETIMEDOUT, or ECONN/EPROTO (the wait ended
- * because the connection dropped; the next call reconnects). */
+ * the connection while waiting; when it drops, waits out the backoff and reconnects (and
+ * re-consumes) inside the same timeout. Bodies over max_body never reach the caller: they are
+ * rejected without requeue, which the queue's dead-letter exchange routes to <queue>_dead
+ * with the full body (logged). 0, ETIMEDOUT, EINVAL (nothing consumed), or ECONN / EPROTO
+ * when the connection is still down at the deadline. */
 int upmon_amqp_next(struct upmon_amqp *c, int timeout_ms, struct upmon_amqp_delivery *out);
 /* Frees what next() allocated; *d is zeroed. Safe on a zeroed delivery and after free(c). */
 void upmon_amqp_delivery_release(struct upmon_amqp_delivery *d);
