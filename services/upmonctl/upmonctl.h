@@ -113,5 +113,6 @@ int ctl_cmd_partitions(struct ctl *ctl, int argc, char **argv);
 
 extern const struct ctl_cmd ctl_migrate_cmd;
 extern const struct ctl_cmd ctl_partitions_cmd;
+extern const struct ctl_cmd ctl_config_cmd;	/* config.c */
 
 #endif
