@@ -26,7 +26,9 @@ RMQ_BIN=/usr/lib/rabbitmq/bin
 # a shell that evaluated the env of one stack must not pin the ports of the next one).
 PORT_KEYS=(AMQP RABBITMQ_MGMT RABBITMQ_DIST EPMD PG REDIS SMTP GATEWAY
            GATEWAY_ADMIN SCHEDULER_ADMIN PROBE_ADMIN MAILER_ADMIN)
+# shellcheck disable=SC2034  # used by the scripts that source this file
 INFRA=(rabbitmq postgres redis smtp)
+# shellcheck disable=SC2034
 SERVICES=(gateway scheduler probe mailer)
 
 die() { echo "upmon: error: $*" >&2; exit 1; }
@@ -167,7 +169,9 @@ stack_configure() {
       var=UPMON_LOCAL_${key}_PORT
       if [[ -n ${!var:-} ]]; then
         p=${!var}
-        [[ $p =~ ^[0-9]+$ ]] && ((p >= 1 && p <= 65535)) || die "$var=$p is not a port number"
+        if ! [[ $p =~ ^[0-9]+$ ]] || ((p < 1 || p > 65535)); then
+          die "$var=$p is not a port number"
+        fi
         port_in_use "$p" && die "$var=$p: the port is in use"
         port_claim "$p" || die "$var=$p: the port is reserved by the stack in $(port_owner "$p")"
       else
@@ -284,8 +288,8 @@ start_bg() {
   mkdir -p "$S/log" "$S/run"
   echo "---- $(date -u +%FT%TZ) starting $name" >>"$log"
   (
-    cd "$dir"
-    for fd in /proc/$BASHPID/fd/*; do
+    cd "$dir" || exit 1
+    for fd in /proc/"$BASHPID"/fd/*; do
       fd=${fd##*/}
       if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
     done
