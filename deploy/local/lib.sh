@@ -10,7 +10,7 @@
 #   log/<name>.log       stdout+stderr of each process
 #   rabbitmq/ postgres/ redis/ mail/   data of each component
 #
-# Every process we start gets UPMON_STACK_DIR=<state dir> in its environment, which is how a
+# Every process we start gets UPMON_STATE_DIR=<state dir> in its environment, which is how a
 # recorded pid is recognised as ours (a stale pid file never makes us signal a stranger).
 
 UPMON_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
@@ -78,7 +78,7 @@ svc_user() {
 # LANG, HOME, the stack marker, plus any NAME=value words placed after the prefix.
 as_argv() {
   AS=(env -i "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" "LANG=C.UTF-8" "HOME=$2"
-      "UPMON_STACK_DIR=$S")
+      "UPMON_STATE_DIR=$S")
   if is_root && [[ $1 != root ]]; then
     AS=(setpriv "--reuid=$1" "--regid=$1" --init-groups -- "${AS[@]}")
   fi
@@ -249,17 +249,22 @@ pid_running() {
 # (for servers that overwrite their environment to retitle themselves, like redis) its
 # command line carries the signature $2.
 pid_ours() {
+  local env cmd nl=$'\n'
   pid_running "$1" || return 1
-  if tr '\0' '\n' <"/proc/$1/environ" 2>/dev/null | grep -qxF "UPMON_STACK_DIR=$S"; then
+  env=$(tr '\0' '\n' <"/proc/$1/environ" 2>/dev/null) || env=""
+  # (UPMON_STACK_DIR: the marker of the first version of these scripts)
+  if [[ $nl$env$nl == *"${nl}UPMON_STATE_DIR=$S$nl"* || $nl$env$nl == *"${nl}UPMON_STACK_DIR=$S$nl"* ]]; then
     return 0
   fi
-  [[ -n ${2:-} ]] && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$2"
+  [[ -n ${2:-} ]] || return 1
+  cmd=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
+  [[ $cmd == *"$2"* ]]
 }
 
 # The command-line signature of component $1 (see pid_ours).
 comp_signature() {
   case $1 in
-    redis) echo "redis-server 127.0.0.1:$PORT_REDIS" ;;
+    redis) echo "redis-server 127.0.0.1:${PORT_REDIS:-0}" ;;
     *) echo "$S/" ;;
   esac
 }
@@ -659,10 +664,9 @@ svc_start() {
   local -a envs
   port=$(svc_admin_port "$name")
   mapfile -t envs < <(stack_env_pairs)
-  envs+=("UPMON_STACK_DIR=$S" "UPMON_SERVICE=$name" "UPMON_ADMIN_PORT=$port"
-         "UPMON_ADMIN_LISTEN=127.0.0.1:$port")
+  envs+=("UPMON_ADMIN_ADDR=127.0.0.1" "UPMON_ADMIN_PORT=$port")
   if [[ $name == gateway ]]; then
-    envs+=("UPMON_GATEWAY_PORT=$PORT_GATEWAY" "UPMON_GATEWAY_LISTEN=127.0.0.1:$PORT_GATEWAY")
+    envs+=("UPMON_GATEWAY_ADDR=127.0.0.1" "UPMON_GATEWAY_PORT=$PORT_GATEWAY")
   fi
   start_bg "$name" "$S" env "${envs[@]}" "$BIN/upmon-$name"
 }
