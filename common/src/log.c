@@ -158,19 +158,19 @@ format_time(char *buf, size_t size)
 {
 	struct timespec ts;
 	struct tm tm;
-	char base[32];
+	char base[24];
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf, size, "%s.%03ldZ", base, ts.tv_nsec / 1000000L);
+	snprintf(buf, size, "%s.%03dZ", base, (int)(ts.tv_nsec / 1000000L));
 }
 
 size_t
 log_format_line(char *buf, size_t size, int level, const char *fields, const char *msg)
 {
 	struct sbuf sb = { buf, size, 0, 0 };
-	char ts[40];
+	char ts[48];
 
 	if (size == 0)
 		return 0;
