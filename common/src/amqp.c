@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "upmon/backoff.h"
 #include "upmon/log.h"
 
 /* A connection that lived this long resets the backoff: its loss is not a flapping broker. */
@@ -40,28 +41,12 @@ upmon_amqp_config_init(struct upmon_amqp_config *cfg)
 	cfg->declare_topology = 1;
 }
 
-int64_t
-amqp_now_ms(void)
-{
-	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t
-amqp_wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void
 amqp_tv_until(int64_t deadline_ms, struct timeval *tv)
 {
-	int64_t left = deadline_ms - amqp_now_ms();
+	int64_t left = deadline_ms - upmon_mono_ms();
 
 	if (left < 0)
 		left = 0;
@@ -69,31 +54,7 @@ amqp_tv_until(int64_t deadline_ms, struct timeval *tv)
 	tv->tv_usec = (suseconds_t)((left % 1000) * 1000);
 }
 
-static void
-sleep_ms(int64_t ms)
-{
-	struct timespec ts;
 
-	if (ms <= 0)
-		return;
-	ts.tv_sec = (time_t)(ms / 1000);
-	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-static uint32_t
-next_rand(struct upmon_amqp *c)
-{
-	/* xorshift32: jitter only, not security. */
-	uint32_t x = c->rnd;
-
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	c->rnd = x ? x : 0x9e3779b9u;
-	return c->rnd;
-}
 
 /* Renders "queue=q tag=n attempt=a" (parts left out when empty / 0 / < 0). */
 void
@@ -178,8 +139,7 @@ upmon_amqp_new(const struct upmon_amqp_config *cfg, struct upmon_amqp **out)
 	}
 	if (gethostname(c->hostname, sizeof(c->hostname) - 1) != 0)
 		snprintf(c->hostname, sizeof(c->hostname), "unknown");
-	c->rnd = (uint32_t)amqp_now_ms() ^ ((uint32_t)getpid() << 16) ^
-	    (uint32_t)(uintptr_t)c;
+	c->rnd = upmon_jitter_seed(c);
 	c->tag_base = 0;
 	*out = c;
 	return 0;
@@ -212,7 +172,7 @@ void
 amqp_teardown(struct upmon_amqp *c, int graceful, const char *why)
 {
 	struct timeval tv = { 1, 0 };
-	int64_t now = amqp_now_ms();
+	int64_t now = upmon_mono_ms();
 	int delay;
 
 	if (c->conn == NULL)
@@ -234,8 +194,8 @@ amqp_teardown(struct upmon_amqp *c, int graceful, const char *why)
 	c->connected = 0;
 	amqp_consumers_reset(c);
 	c->fail_count++;
-	delay = upmon_amqp_backoff_ms(c->cfg.reconnect_base_ms, c->cfg.reconnect_max_ms,
-	    c->fail_count, next_rand(c));
+	delay = upmon_backoff_ms(c->cfg.reconnect_base_ms, c->cfg.reconnect_max_ms,
+	    (unsigned)(c->fail_count - 1), upmon_jitter_next(&c->rnd));
 	c->next_attempt_ms = now + delay;
 }
 
@@ -377,7 +337,7 @@ setup(struct upmon_amqp *c)
 	if ((rc = amqp_consumers_start(c)) != 0)
 		return rc;
 	c->connected = 1;
-	c->connected_at_ms = amqp_now_ms();
+	c->connected_at_ms = upmon_mono_ms();
 	c->generation++;
 	c->stats.connects++;
 	c->fail_count = 0;
@@ -402,13 +362,13 @@ amqp_ensure(struct upmon_amqp *c, int64_t deadline_ms)
 	for (;;) {
 		if (c->connected)
 			return 0;
-		now = amqp_now_ms();
+		now = upmon_mono_ms();
 		if (now < c->next_attempt_ms) {
 			if (deadline_ms < c->next_attempt_ms) {
-				sleep_ms(deadline_ms - now);
+				upmon_sleep_ms(deadline_ms - now);
 				return rc;
 			}
-			sleep_ms(c->next_attempt_ms - now);
+			upmon_sleep_ms(c->next_attempt_ms - now);
 		}
 		rc = setup(c);
 		if (rc == 0)
@@ -416,9 +376,9 @@ amqp_ensure(struct upmon_amqp *c, int64_t deadline_ms)
 		if (c->conn != NULL)
 			amqp_teardown(c, 0, "setup failed");
 		log_warnx("amqp reconnect to %s:%d failed (attempt %d, next in %" PRId64 " ms): %s",
-		    c->host, c->port, c->fail_count, c->next_attempt_ms - amqp_now_ms(),
+		    c->host, c->port, c->fail_count, c->next_attempt_ms - upmon_mono_ms(),
 		    upmon_amqp_strerror(rc));
-		if (amqp_now_ms() >= deadline_ms)
+		if (upmon_mono_ms() >= deadline_ms)
 			return rc;
 	}
 }
@@ -523,20 +483,20 @@ amqp_refresh(struct upmon_amqp *c)
 int
 upmon_amqp_connect(struct upmon_amqp *c, int timeout_ms)
 {
-	return amqp_ensure(c, amqp_now_ms() + (timeout_ms > 0 ? timeout_ms : 0));
+	return amqp_ensure(c, upmon_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0));
 }
 
 int
 upmon_amqp_poll(struct upmon_amqp *c, int timeout_ms)
 {
-	int64_t deadline = amqp_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int64_t deadline = upmon_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	int rc;
 
 	if ((rc = amqp_ensure(c, deadline)) != 0)
 		return rc;
 	do {
 		rc = amqp_pump(c, deadline);
-	} while (rc == 0 && amqp_now_ms() < deadline);
+	} while (rc == 0 && upmon_mono_ms() < deadline);
 	if (rc == 0 || rc == UPMON_AMQP_ETIMEDOUT)
 		return 0;
 	return rc;
@@ -554,7 +514,7 @@ upmon_amqp_declare_topology(struct upmon_amqp *c)
 	int rc;
 
 	amqp_refresh(c);
-	if ((rc = amqp_ensure(c, amqp_now_ms() + c->cfg.connect_timeout_ms)) != 0)
+	if ((rc = amqp_ensure(c, upmon_mono_ms() + c->cfg.connect_timeout_ms)) != 0)
 		return rc;
 	return amqp_declare_all(c);
 }

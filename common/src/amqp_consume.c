@@ -260,7 +260,7 @@ upmon_amqp_consume(struct upmon_amqp *c, const char *queue, int prefetch)
 	if (c->connected)
 		rc = start_one(c, cons);
 	else
-		rc = amqp_ensure(c, amqp_now_ms() + c->cfg.connect_timeout_ms);
+		rc = amqp_ensure(c, upmon_mono_ms() + c->cfg.connect_timeout_ms);
 	if (rc != 0) {
 		/* Not registered: a failed consume must not be retried on every reconnect. */
 		c->nconsumers--;
@@ -295,7 +295,7 @@ fill_delivery(struct upmon_amqp_msg *m, struct upmon_amqp_delivery *out)
 int
 upmon_amqp_next(struct upmon_amqp *c, int timeout_ms, struct upmon_amqp_delivery *out)
 {
-	int64_t deadline = amqp_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int64_t deadline = upmon_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	struct upmon_amqp_msg *m;
 	int rc;
 
@@ -317,7 +317,7 @@ upmon_amqp_next(struct upmon_amqp *c, int timeout_ms, struct upmon_amqp_delivery
 		rc = amqp_pump(c, deadline);
 		if (rc == UPMON_AMQP_ETIMEDOUT)
 			return rc;
-		if (rc != 0 && amqp_now_ms() >= deadline)
+		if (rc != 0 && upmon_mono_ms() >= deadline)
 			return rc;
 	}
 }

@@ -25,6 +25,7 @@
 #endif
 
 #include "upmon/amqp.h"
+#include "upmon/backoff.h"
 
 #define AMQP_PUB_CHANNEL    1
 #define AMQP_CONSUMERS_MAX  16
@@ -132,8 +133,6 @@ struct upmon_amqp {
 };
 
 /* amqp.c */
-int64_t amqp_now_ms(void);
-int64_t amqp_wall_ms(void);
 int amqp_ensure(struct upmon_amqp *c, int64_t deadline_ms);
 void amqp_teardown(struct upmon_amqp *c, int graceful, const char *why);
 int amqp_rpc_check(struct upmon_amqp *c, uint16_t channel, const char *what);

@@ -207,7 +207,7 @@ amqp_publish_raw(struct upmon_amqp *c, const struct upmon_amqp_message *m, int s
 	if ((rc = pending_reserve(c)) != 0)
 		return rc;
 	amqp_refresh(c);
-	if ((rc = amqp_ensure(c, amqp_now_ms())) != 0)
+	if ((rc = amqp_ensure(c, upmon_mono_ms())) != 0)
 		return rc;
 	memset(&props, 0, sizeof(props));
 	props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
@@ -216,7 +216,7 @@ amqp_publish_raw(struct upmon_amqp *c, const struct upmon_amqp_message *m, int s
 	    "application/json");
 	props.delivery_mode = 2;
 	props.message_id = amqp_cstring_bytes(m->message_id);
-	props.timestamp = (uint64_t)(amqp_wall_ms() / 1000);
+	props.timestamp = (uint64_t)(upmon_wall_ms() / 1000);
 	if (m->headers != NULL && m->headers->count > 0) {
 		if (amqp_headers_to_table(m->headers, entries, UPMON_AMQP_HEADERS_MAX,
 		    &props.headers) != 0)
@@ -276,7 +276,7 @@ int
 upmon_amqp_confirm_wait(struct upmon_amqp *c, int timeout_ms,
     struct upmon_amqp_confirm *out, size_t max, size_t *n)
 {
-	int64_t deadline = amqp_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int64_t deadline = upmon_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	int rc, overtime = 0;
 
 	*n = 0;
@@ -288,7 +288,7 @@ upmon_amqp_confirm_wait(struct upmon_amqp *c, int timeout_ms,
 		rc = amqp_pump(c, deadline);
 		if (rc == UPMON_AMQP_ETIMEDOUT)
 			break;
-		if (amqp_now_ms() >= deadline && ++overtime > OVERTIME_FRAMES)
+		if (upmon_mono_ms() >= deadline && ++overtime > OVERTIME_FRAMES)
 			break;
 	}
 	drain(c, out, max, n);
@@ -344,7 +344,7 @@ int
 upmon_amqp_publish_sync(struct upmon_amqp *c, const struct upmon_amqp_message *m,
     int timeout_ms)
 {
-	int64_t deadline = amqp_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int64_t deadline = upmon_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	uint64_t tag;
 	int rc;
 

@@ -56,7 +56,7 @@ upmon_amqp_dead_letter(struct upmon_amqp *c, const struct upmon_amqp_delivery *d
 	if (h == NULL)
 		return UPMON_AMQP_ENOMEM;
 	rc = upmon_amqp_dead_headers(d->headers, d->attempt, error, c->service, c->hostname,
-	    amqp_wall_ms(), h);
+	    upmon_wall_ms(), h);
 	if (rc == 0)
 		rc = republish(c, d, target, h, timeout_ms);
 	amqp_fields(fields, sizeof(fields), d->queue, d->delivery_tag, d->attempt);
@@ -96,7 +96,7 @@ upmon_amqp_retry(struct upmon_amqp *c, const struct upmon_amqp_delivery *d,
 	h = malloc(sizeof(*h));
 	if (h == NULL)
 		return UPMON_AMQP_ENOMEM;
-	rc = upmon_amqp_retry_headers(d->headers, next, error, amqp_wall_ms(), h);
+	rc = upmon_amqp_retry_headers(d->headers, next, error, upmon_wall_ms(), h);
 	if (rc == 0)
 		rc = republish(c, d, target, h, timeout_ms);
 	amqp_fields(fields, sizeof(fields), d->queue, d->delivery_tag, next);

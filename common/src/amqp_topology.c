@@ -55,17 +55,6 @@ upmon_amqp_retry_ttl_ms(int base_ms, int max_ms, int n)
 	return ttl < max_ms ? ttl : max_ms;
 }
 
-int
-upmon_amqp_backoff_ms(int base_ms, int max_ms, int n, uint32_t rnd)
-{
-	int64_t d = upmon_amqp_retry_ttl_ms(base_ms, max_ms, n);
-	int64_t half = d / 2, v;
-
-	if (d <= 0)
-		return base_ms > 0 ? base_ms : 1;
-	v = half + (int64_t)(rnd % (uint32_t)(d - half + 1));
-	return v > 0 ? (int)v : 1;      /* never 0: a caller must not spin */
-}
 
 int
 upmon_amqp_retry_queue_name(const char *queue, int n, char *buf, size_t size)

@@ -3,6 +3,7 @@
  * upmon/cache.h.
  */
 #include "upmon/cache.h"
+#include "upmon/backoff.h"
 #include "upmon/log.h"
 
 #include <ctype.h>
@@ -60,14 +61,6 @@ static const char incr_expire_lua[] =
     "end\n"
     "return {n, t}\n";
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 cache_seterr(struct upmon_cache *c, const char *fmt, ...)
@@ -235,9 +228,7 @@ upmon_cache_new(const struct upmon_cache_config *cfg, struct upmon_cache **out)
 	c->op_timeout_ms = cfg->op_timeout_ms;
 	c->backoff_min_ms = cfg->backoff_min_ms;
 	c->backoff_max_ms = cfg->backoff_max_ms;
-	c->rng = (uint32_t)mono_ms() ^ ((uint32_t)getpid() << 16) ^ (uint32_t)(uintptr_t)c;
-	if (c->rng == 0)
-		c->rng = 0x9e3779b9u;
+	c->rng = upmon_jitter_seed(c);
 	*out = c;
 	return 0;
 }
@@ -257,35 +248,20 @@ upmon_cache_free(struct upmon_cache *c)
 	free(c);
 }
 
-static uint32_t
-cache_random(struct upmon_cache *c)
-{
-	uint32_t x = c->rng;
-
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	c->rng = x;
-	return x;
-}
 
 /* Drops the connection and starts (or lengthens) the backoff. */
 static void
 cache_mark_down(struct upmon_cache *c)
 {
-	int64_t d = c->backoff_min_ms;
-	unsigned n = c->failures;
+	int64_t d;
 
 	if (c->ctx != NULL) {
 		redisFree(c->ctx);
 		c->ctx = NULL;
 	}
-	while (n-- > 0 && d < c->backoff_max_ms)
-		d *= 2;
-	if (d > c->backoff_max_ms)
-		d = c->backoff_max_ms;
-	d = d / 2 + cache_random(c) % (uint32_t)(d - d / 2 + 1);
-	c->down_until_ms = mono_ms() + d;
+	d = upmon_backoff_ms(c->backoff_min_ms, c->backoff_max_ms, c->failures,
+	    upmon_jitter_next(&c->rng));
+	c->down_until_ms = upmon_mono_ms() + d;
 	if (c->failures == 0)
 		log_warnx("redis unavailable, retrying in %lld ms: %s", (long long)d, c->err);
 	c->failures++;
@@ -394,7 +370,7 @@ cache_ensure(struct upmon_cache *c, int force)
 
 	if (c->ctx != NULL)
 		return 0;
-	now = mono_ms();
+	now = upmon_mono_ms();
 	if (!force && now < c->down_until_ms) {
 		cache_seterr(c, "redis unavailable (backing off for %lld ms)",
 		    (long long)(c->down_until_ms - now));
@@ -412,7 +388,7 @@ upmon_cache_connect(struct upmon_cache *c)
 int
 upmon_cache_available(const struct upmon_cache *c)
 {
-	return c->ctx != NULL || mono_ms() >= c->down_until_ms;
+	return c->ctx != NULL || upmon_mono_ms() >= c->down_until_ms;
 }
 
 const char *

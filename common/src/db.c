@@ -4,6 +4,7 @@
  * The contract is in upmon/db.h.
  */
 #include "upmon/db.h"
+#include "upmon/backoff.h"
 #include "upmon/log.h"
 
 #include <errno.h>
@@ -55,27 +56,7 @@ struct upmon_db {
 
 enum db_kind { DB_PARAMS, DB_PREPARED, DB_SCRIPT };
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint32_t
-db_random(struct upmon_db *db)
-{
-	/* xorshift32: jitter only, not security */
-	uint32_t x = db->rng;
-
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	db->rng = x;
-	return x;
-}
 
 /* Copies msg into err->message as one line: newlines and tabs become spaces, trimmed. */
 static void
@@ -107,19 +88,6 @@ db_set_error(struct upmon_db_error *err, int code, const char *sqlstate, const c
 	m[j] = '\0';
 }
 
-int
-upmon_db_backoff_ms(int min_ms, int max_ms, unsigned attempt, uint32_t rnd)
-{
-	int64_t d = min_ms > 0 ? min_ms : 1;
-
-	while (attempt-- > 0 && d < max_ms)
-		d *= 2;
-	if (d > max_ms)
-		d = max_ms;
-	if (d < 2)
-		return (int)d;
-	return (int)(d / 2 + rnd % (uint32_t)(d - d / 2 + 1));
-}
 
 int
 upmon_db_classify_sqlstate(const char *s)
@@ -222,9 +190,7 @@ upmon_db_new(const struct upmon_db_config *cfg, struct upmon_db **out)
 	db->tcp_user_timeout_ms = cfg->tcp_user_timeout_ms;
 	db->reconnect_min_ms = cfg->reconnect_min_ms;
 	db->reconnect_max_ms = cfg->reconnect_max_ms;
-	db->rng = (uint32_t)mono_ms() ^ ((uint32_t)getpid() << 16) ^ (uint32_t)(uintptr_t)db;
-	if (db->rng == 0)
-		db->rng = 0x9e3779b9u;
+	db->rng = upmon_jitter_seed(db);
 	*out = db;
 	return 0;
 }
@@ -402,9 +368,9 @@ db_connect_once(struct upmon_db *db, struct upmon_db_error *err)
 	db->failures = 0;
 	return 0;
 fail:
-	delay = upmon_db_backoff_ms(db->reconnect_min_ms, db->reconnect_max_ms, db->failures,
-	    db_random(db));
-	db->next_connect_ms = mono_ms() + delay;
+	delay = upmon_backoff_ms(db->reconnect_min_ms, db->reconnect_max_ms, db->failures,
+	    upmon_jitter_next(&db->rng));
+	db->next_connect_ms = upmon_mono_ms() + delay;
 	if (db->failures == 0)
 		log_warnx("database connect failed: %s",
 		    err != NULL ? err->message : "unavailable");
@@ -454,7 +420,7 @@ db_ensure(struct upmon_db *db, int force, int *attempted, struct upmon_db_error 
 		db_lost(db, err);
 	if (db->conn != NULL)
 		return 0;
-	now = mono_ms();
+	now = upmon_mono_ms();
 	if (!force && now < db->next_connect_ms) {
 		db_set_error(err, UPMON_DB_E_CONN, NULL,
 		    "database unavailable, next connect attempt in %lld ms",

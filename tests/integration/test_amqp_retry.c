@@ -44,7 +44,7 @@ retry_round(struct upmon_amqp *c, const char *id, int attempt, int64_t ttl)
 	CHECK_EQ(d.attempt, attempt);
 	snprintf(body, sizeof(body), "{\"task_id\":\"%s\"}", id);
 
-	t0 = t_now_ms();
+	t0 = upmon_mono_ms();
 	rc = upmon_amqp_retry(c, &d, "probe timed out", 10, 10000, &route);
 	CHECK_EQ(rc, 0);
 	CHECK_EQ(route, UPMON_AMQP_ROUTE_RETRY);
@@ -52,19 +52,19 @@ retry_round(struct upmon_amqp *c, const char *id, int attempt, int64_t ttl)
 	upmon_amqp_delivery_release(&d);
 
 	/* Not before the TTL: nothing for 3/4 of it. */
-	early_wait = ttl * 3 / 4 - (t_now_ms() - t0);
+	early_wait = ttl * 3 / 4 - (upmon_mono_ms() - t0);
 	if (early_wait > 0) {
 		rc = upmon_amqp_next(c, (int)early_wait, &back);
 		if (rc == 0) {
 			test_fail(__FILE__, __LINE__, "%s came back after %lld ms, ttl %lld", id,
-			    (long long)(t_now_ms() - t0), (long long)ttl);
+			    (long long)(upmon_mono_ms() - t0), (long long)ttl);
 			upmon_amqp_delivery_release(&back);
 			return;
 		}
 		CHECK_EQ(rc, UPMON_AMQP_ETIMEDOUT);
 	}
 	REQUIRE(t_next(c, (int)ttl + 10000, &back) == 0);
-	took = t_now_ms() - t0;
+	took = upmon_mono_ms() - t0;
 	fprintf(stderr, "  back after %lld ms (ttl %lld)\n", (long long)took, (long long)ttl);
 	CHECK_INT(took, >=, ttl - SLACK_MS);
 	CHECK_INT(took, <, ttl + 5000);
@@ -113,7 +113,7 @@ test_first_failure_kept(void)
 	REQUIRE(t_next(c, 10000, &d) == 0);
 	snprintf(first, sizeof(first), "%s",
 	    upmon_amqp_headers_get_str(d.headers, UPMON_AMQP_H_FIRST_FAILURE));
-	t_sleep_ms(20);
+	upmon_sleep_ms(20);
 	REQUIRE(upmon_amqp_retry(c, &d, "e2", 10, 10000, &route) == 0);
 	REQUIRE(upmon_amqp_ack(c, &d) == 0);
 	upmon_amqp_delivery_release(&d);
@@ -169,13 +169,13 @@ test_notifications_return_once(void)
 	m = t_msg("upmon.events", "alert.down", "alert-7", "{\"alert\":7}", NULL);
 	REQUIRE(upmon_amqp_publish_sync(c, &m, 10000) == 0);
 	REQUIRE(t_next(c, 10000, &d) == 0);
-	t0 = t_now_ms();
+	t0 = upmon_mono_ms();
 	CHECK_EQ(upmon_amqp_retry(c, &d, "smtp 451", 5, 10000, &route), 0);
 	CHECK_EQ(route, UPMON_AMQP_ROUTE_RETRY);
 	CHECK_EQ(upmon_amqp_ack(c, &d), 0);
 	upmon_amqp_delivery_release(&d);
 	REQUIRE(t_next(c, 10000, &d) == 0);
-	took = t_now_ms() - t0;
+	took = upmon_mono_ms() - t0;
 	CHECK_INT(took, >=, 300 - SLACK_MS);
 	CHECK_STR(d.message_id, "alert-7");
 	CHECK_STR(d.queue, "notifications");

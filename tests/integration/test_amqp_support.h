@@ -14,26 +14,12 @@
 #include <time.h>
 
 #include "upmon/amqp.h"
+#include "upmon/backoff.h"
 #include "upmon/log.h"
 
 #define MGMT_BODY_MAX (8u << 20)
 
-static inline int64_t
-t_now_ms(void)
-{
-	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static inline void
-t_sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
 
 /* Defaults plus the url of this test's vhost; small TTLs so tests run quickly. */
 static inline void

@@ -6,6 +6,7 @@
  * comes back by itself.
  */
 #include "test.h"
+#include "upmon/backoff.h"
 #include "upmon/cache.h"
 
 #include <time.h>
@@ -14,22 +15,7 @@
 
 static const char *redis_url;
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
 
 static struct upmon_cache *
 open_cache(int op_timeout_ms)
@@ -100,7 +86,7 @@ test_rate_limit(void)
 		CHECK_INT(ttl, >, 0);
 		CHECK_INT(ttl, <=, 300);
 	}
-	sleep_ms(400);
+	upmon_sleep_ms(400);
 	/* a new window */
 	REQUIRE(upmon_cache_incr_expire(c, "test_cache_basic:rl", 300, &n, NULL) == 0);
 	CHECK_EQ(n, 1);
@@ -195,24 +181,24 @@ test_slow_server(void)
 	REQUIRE(upmon_cache_connect(c) == 0);
 	CHECK_EQ(upmon_cache_eval(blocker, busy, 0, NULL, 0, NULL, &r),
 	    UPMON_CACHE_E_UNAVAILABLE);
-	t0 = now_ms();
+	t0 = upmon_mono_ms();
 	CHECK_EQ(upmon_cache_get(c, "test_cache_basic:x", &val, NULL), UPMON_CACHE_E_UNAVAILABLE);
-	t = now_ms() - t0;
+	t = upmon_mono_ms() - t0;
 	CHECK_INT(t, >=, 90);
 	CHECK_INT(t, <, 300);
 	/* down: the following calls do not wait at all */
-	t0 = now_ms();
+	t0 = upmon_mono_ms();
 	for (i = 0; i < 100; i++)
 		CHECK_EQ(upmon_cache_get(c, "test_cache_basic:x", &val, NULL), UPMON_CACHE_E_UNAVAILABLE);
-	CHECK_INT(now_ms() - t0, <, 50);
+	CHECK_INT(upmon_mono_ms() - t0, <, 50);
 	CHECK(!upmon_cache_available(c));
 	CHECK_CONTAINS(upmon_cache_errstr(c), "backing off");
 	/* once the server answers again, so does the handle */
-	t0 = now_ms();
+	t0 = upmon_mono_ms();
 	do {
-		sleep_ms(50);
+		upmon_sleep_ms(50);
 		rc = upmon_cache_get(c, "test_cache_basic:x", &val, NULL);
-	} while (rc != 0 && now_ms() - t0 < 5000);
+	} while (rc != 0 && upmon_mono_ms() - t0 < 5000);
 	CHECK_EQ(rc, 0);
 	free(val);
 	CHECK_INT(upmon_cache_generation(c), >=, 2);

@@ -5,6 +5,7 @@
  * keep working although the restarted server lost its script cache.
  */
 #include "test.h"
+#include "upmon/backoff.h"
 #include "upmon/cache.h"
 
 #include <time.h>
@@ -15,22 +16,7 @@
 
 static const char *redis_url;
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
 
 static void
 ctl(const char *action)
@@ -42,13 +28,13 @@ ctl(const char *action)
 static int64_t
 until_ok(struct upmon_cache *c, int64_t ts)
 {
-	int64_t t0 = now_ms(), t, slowest = 0;
+	int64_t t0 = upmon_mono_ms(), t, slowest = 0;
 	int rc, fails = 0, applied = 0;
 
 	for (;;) {
-		t = now_ms();
+		t = upmon_mono_ms();
 		rc = upmon_cache_status_put(c, MON, ts, "{\"ok\":true}", &applied);
-		t = now_ms() - t;
+		t = upmon_mono_ms() - t;
 		if (t > slowest)
 			slowest = t;
 		if (rc == 0)
@@ -57,17 +43,17 @@ until_ok(struct upmon_cache *c, int64_t ts)
 			test_fail(__FILE__, __LINE__, "unexpected code %d (%s)", rc,
 			    upmon_cache_errstr(c));
 		fails++;
-		if (now_ms() - t0 > RECOVERY_BOUND_MS)
+		if (upmon_mono_ms() - t0 > RECOVERY_BOUND_MS)
 			break;
-		sleep_ms(20);
+		upmon_sleep_ms(20);
 	}
 	fprintf(stderr, "recovered after %lld ms, %d failed calls, slowest call %lld ms\n",
-	    (long long)(now_ms() - t0), fails, (long long)slowest);
+	    (long long)(upmon_mono_ms() - t0), fails, (long long)slowest);
 	CHECK_EQ(rc, 0);
 	CHECK_EQ(applied, 1);
 	/* connect_timeout_ms + op_timeout_ms at most */
 	CHECK_INT(slowest, <=, 400);
-	return now_ms() - t0;
+	return upmon_mono_ms() - t0;
 }
 
 static void
@@ -108,23 +94,23 @@ test_stopped(void)
 	REQUIRE(upmon_cache_set(c, KEY, "v", 1, 0) == 0);
 	REQUIRE(upmon_cache_del(c, "upmon:status:" MON) == 0);
 	ctl("stop");
-	t0 = now_ms();
+	t0 = upmon_mono_ms();
 	for (i = 0; i < 100; i++) {
 		unavailable += upmon_cache_get(c, KEY, &val, NULL) == UPMON_CACHE_E_UNAVAILABLE;
 		unavailable += upmon_cache_status_put(c, MON "-stopped", i + 1, "{}", NULL) ==
 		    UPMON_CACHE_E_UNAVAILABLE;
 	}
-	elapsed = now_ms() - t0;
+	elapsed = upmon_mono_ms() - t0;
 	fprintf(stderr, "200 calls against a stopped redis took %lld ms\n", (long long)elapsed);
 	CHECK_EQ(unavailable, 200);
 	CHECK_INT(elapsed, <, 1000);
 	/* spread over time too: one connect attempt per backoff, each refused at once */
-	t0 = now_ms();
+	t0 = upmon_mono_ms();
 	for (i = 0; i < 100; i++) {
 		CHECK_EQ(upmon_cache_get(c, KEY, &val, NULL), UPMON_CACHE_E_UNAVAILABLE);
-		sleep_ms(10);
+		upmon_sleep_ms(10);
 	}
-	CHECK_INT(now_ms() - t0, <, 1000 + 1000);
+	CHECK_INT(upmon_mono_ms() - t0, <, 1000 + 1000);
 	ctl("start");
 	CHECK_INT(until_ok(c, 3), <, RECOVERY_BOUND_MS);
 	upmon_cache_free(c);

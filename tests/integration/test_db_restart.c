@@ -5,6 +5,7 @@
  * transaction cut by the restart is reported, not silently replayed.
  */
 #include "test.h"
+#include "upmon/backoff.h"
 #include "upmon/db.h"
 
 #include <time.h>
@@ -14,22 +15,7 @@
 
 static const char *pg_url;
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
 
 static struct upmon_db *
 open_db(void)
@@ -61,13 +47,13 @@ until_ok(struct upmon_db *db, unsigned flags)
 {
 	struct upmon_db_error err;
 	const char *params[1] = { "1" };
-	int64_t t0 = now_ms(), t, slowest = 0;
+	int64_t t0 = upmon_mono_ms(), t, slowest = 0;
 	int rc, fails = 0;
 
 	for (;;) {
-		t = now_ms();
+		t = upmon_mono_ms();
 		rc = upmon_db_query_prepared(db, flags, "plus1", 1, params, NULL, &err);
-		t = now_ms() - t;
+		t = upmon_mono_ms() - t;
 		if (t > slowest)
 			slowest = t;
 		if (rc == 0)
@@ -75,16 +61,16 @@ until_ok(struct upmon_db *db, unsigned flags)
 		if (rc != UPMON_DB_E_CONN)
 			test_fail(__FILE__, __LINE__, "unexpected code %d (%s)", rc, err.message);
 		fails++;
-		if (now_ms() - t0 > RECOVERY_BOUND_MS)
+		if (upmon_mono_ms() - t0 > RECOVERY_BOUND_MS)
 			break;
-		sleep_ms(50);
+		upmon_sleep_ms(50);
 	}
 	fprintf(stderr, "recovered after %lld ms, %d failed calls, slowest call %lld ms\n",
-	    (long long)(now_ms() - t0), fails, (long long)slowest);
+	    (long long)(upmon_mono_ms() - t0), fails, (long long)slowest);
 	CHECK_EQ(rc, 0);
 	/* one connect attempt (connect_timeout 2 s) at most per call */
 	CHECK_INT(slowest, <, 3000);
-	return now_ms() - t0;
+	return upmon_mono_ms() - t0;
 }
 
 static void
@@ -157,15 +143,15 @@ test_stop_start(void)
 	REQUIRE(upmon_db_query_prepared(db, 0, "plus1", 1, params, NULL, &err) == 0);
 	ctl("stop");
 	/* a stopped server costs callers almost nothing */
-	t0 = now_ms();
+	t0 = upmon_mono_ms();
 	for (i = 0; i < 100; i++) {
-		t = now_ms();
+		t = upmon_mono_ms();
 		fails += upmon_db_query_prepared(db, UPMON_DB_IDEMPOTENT, "plus1", 1, params, NULL,
 		    &err) == UPMON_DB_E_CONN;
-		CHECK_INT(now_ms() - t, <, 3000);
+		CHECK_INT(upmon_mono_ms() - t, <, 3000);
 	}
 	CHECK_EQ(fails, 100);
-	CHECK_INT(now_ms() - t0, <, 2000);
+	CHECK_INT(upmon_mono_ms() - t0, <, 2000);
 	ctl("start");
 	CHECK_INT(until_ok(db, 0), <, RECOVERY_BOUND_MS);
 	upmon_db_free(db);

@@ -38,32 +38,6 @@ test_names(void)
 	CHECK_EQ(upmon_amqp_retry_queue_name("q", 0, buf, sizeof(buf)), UPMON_AMQP_EINVAL);
 }
 
-static void
-test_backoff(void)
-{
-	uint32_t r;
-	int n, d, lo, hi, min_seen, max_seen;
-
-	for (n = 1; n <= 12; n++) {
-		hi = (int)upmon_amqp_retry_ttl_ms(200, 30000, n);
-		lo = hi / 2;
-		min_seen = 1 << 30;
-		max_seen = 0;
-		for (r = 0; r < 5000; r++) {
-			d = upmon_amqp_backoff_ms(200, 30000, n, r * 2654435761u);
-			if (d < min_seen)
-				min_seen = d;
-			if (d > max_seen)
-				max_seen = d;
-		}
-		CHECK_INT(min_seen, >=, lo);
-		CHECK_INT(max_seen, <=, hi);
-		CHECK_INT(max_seen - min_seen, >, hi / 4);     /* really jittered */
-	}
-	/* Never zero, even for silly input: callers must not spin. */
-	CHECK_INT(upmon_amqp_backoff_ms(1, 1, 1, 0), >=, 1);
-	CHECK_INT(upmon_amqp_backoff_ms(0, 0, 1, 0), >=, 1);
-}
 
 static const struct upmon_amqp_queue_spec *
 find(const struct upmon_amqp_queue_spec *s, size_t n, const char *name)
@@ -223,7 +197,6 @@ main(void)
 {
 	RUN(test_retry_ttl);
 	RUN(test_names);
-	RUN(test_backoff);
 	RUN(test_topology_table);
 	RUN(test_config_check);
 	RUN(test_publish_validation);

@@ -45,31 +45,6 @@ test_transient_and_names(void)
 	CHECK_STR(upmon_db_strerror(12345), "unknown");
 }
 
-static void
-test_backoff(void)
-{
-	uint32_t r;
-	unsigned a;
-
-	for (a = 0; a < 40; a++) {
-		for (r = 0; r < 2000; r += 7) {
-			int d = upmon_db_backoff_ms(100, 5000, a, r * 2654435761u);
-			int cap = 100;
-			unsigned k;
-
-			for (k = 0; k < a && cap < 5000; k++)
-				cap *= 2;
-			if (cap > 5000)
-				cap = 5000;
-			CHECK_INT(d, >=, cap / 2);
-			CHECK_INT(d, <=, cap);
-		}
-	}
-	CHECK_EQ(upmon_db_backoff_ms(1, 1, 10, 12345), 1);
-	/* jitter: not every attempt waits the same */
-	CHECK(upmon_db_backoff_ms(100, 5000, 3, 1) != upmon_db_backoff_ms(100, 5000, 3, 2) ||
-	    upmon_db_backoff_ms(100, 5000, 3, 3) != upmon_db_backoff_ms(100, 5000, 3, 4));
-}
 
 static void
 test_config(void)
@@ -111,7 +86,6 @@ main(void)
 {
 	RUN(test_classify);
 	RUN(test_transient_and_names);
-	RUN(test_backoff);
 	RUN(test_config);
 	return test_finish();
 }

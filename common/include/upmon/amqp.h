@@ -271,9 +271,6 @@ int64_t upmon_amqp_retry_ttl_ms(int base_ms, int max_ms, int n);
 /* Writes "<queue>.retry.<n>" / "<queue>_dead" into buf. 0 or ETOOBIG / EINVAL. */
 int upmon_amqp_retry_queue_name(const char *queue, int n, char *buf, size_t size);
 int upmon_amqp_dead_queue_name(const char *queue, char *buf, size_t size);
-/* Reconnect delay before attempt n (1-based): d = min(base * 2^(n-1), max), then a value in
- * [d/2, d] chosen by rnd. */
-int upmon_amqp_backoff_ms(int base_ms, int max_ms, int n, uint32_t rnd);
 /* Formats a UTC time in ms since the epoch as RFC 3339 "YYYY-MM-DDTHH:MM:SS.mmmZ". buf must
  * hold at least 25 bytes. 0 or EINVAL. */
 int upmon_amqp_rfc3339(int64_t epoch_ms, char *buf, size_t size);

@@ -198,10 +198,5 @@ const char *upmon_db_strerror(int code);
 const char *upmon_db_value(const PGresult *res, int row, int col);
 int upmon_db_int64(const PGresult *res, int row, int col, int64_t *out);
 
-/*
- * Backoff between reconnect attempts: attempt n (0-based) waits a uniformly random time in
- * [d/2, d] with d = min(max_ms, min_ms * 2^n); rnd is a random 32-bit number. Exposed for tests.
- */
-int upmon_db_backoff_ms(int min_ms, int max_ms, unsigned attempt, uint32_t rnd);
 
 #endif

@@ -1,0 +1,30 @@
+/*
+ * Time and backoff shared by every client that reconnects (amqp, db, cache): a monotonic
+ * clock, an EINTR-safe sleep, a small jitter generator and jittered exponential backoff.
+ */
+#ifndef UPMON_BACKOFF_H
+#define UPMON_BACKOFF_H
+
+#include <stdint.h>
+
+/* Milliseconds of CLOCK_MONOTONIC: for deadlines and intervals, never for timestamps. */
+int64_t upmon_mono_ms(void);
+/* Milliseconds since the epoch (CLOCK_REALTIME): for timestamps. */
+int64_t upmon_wall_ms(void);
+/* Sleeps ms milliseconds, resuming after signals; ms <= 0 returns at once. */
+void upmon_sleep_ms(int64_t ms);
+
+/* A non-zero seed for upmon_jitter_next, mixed from the clock, the pid and salt (e.g. the
+ * handle's address, so handles created together do not back off in lockstep). */
+uint32_t upmon_jitter_seed(const void *salt);
+/* Advances *state (xorshift32; for jitter only, not for security) and returns it. */
+uint32_t upmon_jitter_next(uint32_t *state);
+
+/*
+ * Delay before reconnect attempt `attempt` (0 = the first retry): d = min(max_ms,
+ * base_ms * 2^attempt), then a value in [d/2, d] chosen by rnd ("equal jitter"). Never 0,
+ * whatever the input, so a caller cannot spin.
+ */
+int upmon_backoff_ms(int base_ms, int max_ms, unsigned attempt, uint32_t rnd);
+
+#endif
