@@ -85,32 +85,38 @@ upmon_alert_kind_name(enum upmon_alert_kind k)
 	return (unsigned)k < N(kind_names) - 1 ? kind_names[k] : NULL;
 }
 
+/* Index of name in a NULL-terminated name table, or -EINVAL. */
+static int
+name_index(const char *const *names, const char *name)
+{
+	int i;
+
+	for (i = 0; names[i] != NULL; i++)
+		if (strcmp(names[i], name) == 0)
+			return i;
+	return -EINVAL;
+}
+
 int
 upmon_monitor_status_parse(const char *name, enum upmon_monitor_status *out)
 {
-	size_t i;
+	int i = name_index(status_names, name);
 
-	for (i = 0; status_names[i] != NULL; i++) {
-		if (strcmp(status_names[i], name) == 0) {
-			*out = (enum upmon_monitor_status)i;
-			return 0;
-		}
-	}
-	return -EINVAL;
+	if (i < 0)
+		return i;
+	*out = (enum upmon_monitor_status)i;
+	return 0;
 }
 
 int
 upmon_alert_kind_parse(const char *name, enum upmon_alert_kind *out)
 {
-	size_t i;
+	int i = name_index(kind_names, name);
 
-	for (i = 0; kind_names[i] != NULL; i++) {
-		if (strcmp(kind_names[i], name) == 0) {
-			*out = (enum upmon_alert_kind)i;
-			return 0;
-		}
-	}
-	return -EINVAL;
+	if (i < 0)
+		return i;
+	*out = (enum upmon_alert_kind)i;
+	return 0;
 }
 
 /* ---- status events -------------------------------------------------------------------- */
