@@ -290,23 +290,6 @@ amqp_headers_to_table(const struct upmon_amqp_headers *h, amqp_table_entry_t *en
 	return 0;
 }
 
-int
-upmon_amqp_rfc3339(int64_t epoch_ms, char *buf, size_t size)
-{
-	struct tm tm;
-	time_t secs;
-	int n;
-
-	if (epoch_ms < 0 || size < 25)
-		return UPMON_AMQP_EINVAL;
-	secs = (time_t)(epoch_ms / 1000);
-	if (gmtime_r(&secs, &tm) == NULL)
-		return UPMON_AMQP_EINVAL;
-	n = snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-	    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-	    (int)(epoch_ms % 1000));
-	return (n > 0 && (size_t)n < size) ? 0 : UPMON_AMQP_EINVAL;
-}
 
 int
 upmon_amqp_is_rfc3339(const char *s)
@@ -356,7 +339,7 @@ failure_headers(const struct upmon_amqp_headers *in, int attempt, const char *er
 	int rc = 0;
 
 	upmon_amqp_headers_init(out);
-	if (upmon_amqp_rfc3339(now_ms, now, sizeof(now)) != 0)
+	if (upmon_rfc3339_ms(now_ms, now, sizeof(now)) != 0)
 		return UPMON_AMQP_EINVAL;
 	/* Ours first, so they always fit. */
 	rc |= upmon_amqp_headers_set_int(out, UPMON_AMQP_H_ATTEMPT, attempt);

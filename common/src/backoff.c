@@ -2,6 +2,7 @@
 #include "upmon/backoff.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +22,24 @@ upmon_wall_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+upmon_rfc3339_ms(int64_t epoch_ms, char *buf, size_t size)
+{
+	struct tm tm;
+	time_t secs;
+	int n;
+
+	if (epoch_ms < 0 || size < UPMON_RFC3339_LEN + 1)
+		return -EINVAL;
+	secs = (time_t)(epoch_ms / 1000);
+	if (gmtime_r(&secs, &tm) == NULL)
+		return -EINVAL;
+	n = snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+	    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	    (int)(epoch_ms % 1000));
+	return (n > 0 && (size_t)n < size) ? 0 : -EINVAL;
 }
 
 void

@@ -3,12 +3,12 @@
  * write(2). See log.h.
  */
 #include "upmon/log.h"
+#include "upmon/backoff.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define LOG_LINE_MAX	4096
@@ -153,31 +153,20 @@ sb_put_fields(struct sbuf *sb, const char *fields)
 	}
 }
 
-static void
-format_time(char *buf, size_t size)
-{
-	struct timespec ts;
-	struct tm tm;
-	char base[24];
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf, size, "%s.%03dZ", base, (int)(ts.tv_nsec / 1000000L));
-}
 
 size_t
 log_format_line(char *buf, size_t size, int level, const char *fields, const char *msg)
 {
 	struct sbuf sb = { buf, size, 0, 0 };
-	char ts[48];
+	char ts[UPMON_RFC3339_LEN + 1];
 
 	if (size == 0)
 		return 0;
 	buf[0] = '\0';
 	if (level < UPMON_LOG_ERROR || level > UPMON_LOG_DEBUG)
 		level = UPMON_LOG_ERROR;
-	format_time(ts, sizeof(ts));
+	if (upmon_rfc3339_ms(upmon_wall_ms(), ts, sizeof(ts)) != 0)
+		snprintf(ts, sizeof(ts), "unknown");
 	if (log_format == UPMON_LOG_JSON)
 		sb_putc(&sb, '{');
 	sb_put_field(&sb, "ts", ts, 1);

@@ -76,7 +76,7 @@ test_dead_letter_headers(void)
 	memcpy(err, "decode: ", 8);
 	memset(err + 8, 'z', sizeof(err) - 9);
 	err[sizeof(err) - 1] = '\0';
-	upmon_amqp_rfc3339((int64_t)time(NULL) * 1000, since, sizeof(since));
+	upmon_rfc3339_ms((int64_t)time(NULL) * 1000, since, sizeof(since));
 
 	upmon_amqp_headers_init(&h);
 	upmon_amqp_headers_set_int(&h, UPMON_AMQP_H_ATTEMPT, 2);

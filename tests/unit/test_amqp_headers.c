@@ -1,6 +1,9 @@
 /* The header table and the retry / dead-letter header builders (no broker involved). */
 #include "test.h"
 
+#include <errno.h>
+#include "upmon/backoff.h"
+
 #include <stdint.h>
 
 #include "upmon/amqp.h"
@@ -70,11 +73,12 @@ test_rfc3339(void)
 {
 	char buf[32];
 
-	CHECK_EQ(upmon_amqp_rfc3339(T0, buf, sizeof(buf)), 0);
+	CHECK_EQ(upmon_rfc3339_ms(T0, buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "2024-02-29T23:59:58.123Z");
-	CHECK_EQ(upmon_amqp_rfc3339(0, buf, sizeof(buf)), 0);
+	CHECK_EQ(upmon_rfc3339_ms(0, buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "1970-01-01T00:00:00.000Z");
-	CHECK_EQ(upmon_amqp_rfc3339(T0, buf, 10), UPMON_AMQP_EINVAL);
+	CHECK_EQ(upmon_rfc3339_ms(T0, buf, 10), -EINVAL);
+	CHECK_EQ(upmon_rfc3339_ms(-1, buf, sizeof(buf)), -EINVAL);
 	CHECK(upmon_amqp_is_rfc3339("2024-02-29T23:59:58.123Z"));
 	CHECK(upmon_amqp_is_rfc3339("2024-02-29T23:59:58Z"));
 	CHECK(upmon_amqp_is_rfc3339("2024-02-29T23:59:58+02:00"));

@@ -31,6 +31,9 @@ test_logfmt_line(void)
 	CHECK_CONTAINS(line, " queue=monitor_tasks attempt=3");
 	CHECK(strchr(line, '\n') == NULL);
 	CHECK(strncmp(line, "ts=", 3) == 0);
+	/* ts=YYYY-MM-DDTHH:MM:SS.mmmZ, then the next field */
+	CHECK(line[3 + 4] == '-' && line[3 + 10] == 'T' && line[3 + 19] == '.');
+	CHECK(strncmp(line + 3 + 23, "Z ", 2) == 0);
 	log_ctx_clear();
 	log_format_line(line, sizeof(line), UPMON_LOG_INFO, NULL, "plain");
 	CHECK(strstr(line, "monitor=") == NULL);

@@ -271,10 +271,7 @@ int64_t upmon_amqp_retry_ttl_ms(int base_ms, int max_ms, int n);
 /* Writes "<queue>.retry.<n>" / "<queue>_dead" into buf. 0 or ETOOBIG / EINVAL. */
 int upmon_amqp_retry_queue_name(const char *queue, int n, char *buf, size_t size);
 int upmon_amqp_dead_queue_name(const char *queue, char *buf, size_t size);
-/* Formats a UTC time in ms since the epoch as RFC 3339 "YYYY-MM-DDTHH:MM:SS.mmmZ". buf must
- * hold at least 25 bytes. 0 or EINVAL. */
-int upmon_amqp_rfc3339(int64_t epoch_ms, char *buf, size_t size);
-/* 1 when s looks like an RFC 3339 timestamp (as written by upmon_amqp_rfc3339). */
+/* 1 when s looks like an RFC 3339 timestamp (as written by upmon_rfc3339_ms, backoff.h). */
 int upmon_amqp_is_rfc3339(const char *s);
 /* Builds the headers of a retried message from the incoming ones: keeps the caller's headers,
  * drops broker ones (x-death...), sets x-upmon-attempt = attempt, x-upmon-error, keeps or sets

@@ -5,12 +5,17 @@
 #ifndef UPMON_BACKOFF_H
 #define UPMON_BACKOFF_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Milliseconds of CLOCK_MONOTONIC: for deadlines and intervals, never for timestamps. */
 int64_t upmon_mono_ms(void);
 /* Milliseconds since the epoch (CLOCK_REALTIME): for timestamps. */
 int64_t upmon_wall_ms(void);
+/* Writes epoch_ms (>= 0) as RFC 3339 UTC with milliseconds, "2024-02-29T23:59:58.123Z",
+ * into buf, which must hold UPMON_RFC3339_LEN + 1 bytes. 0, or -EINVAL (bad time, small buf). */
+#define UPMON_RFC3339_LEN 24
+int upmon_rfc3339_ms(int64_t epoch_ms, char *buf, size_t size);
 /* Sleeps ms milliseconds, resuming after signals; ms <= 0 returns at once. */
 void upmon_sleep_ms(int64_t ms);
 
