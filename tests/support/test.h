@@ -16,8 +16,8 @@ extern int test_checks;
 void test_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int test_finish(void);
-/* Returns the value of environment variable name, or exits the test with 77 ("skip" is not
- * used: a missing variable means the harness is broken, so it fails loudly). */
+/* Returns the value of environment variable name; a missing one means the harness is broken,
+ * so the test fails (exit 1) with a line naming the variable. Never skips. */
 const char *test_env(const char *name);
 /* Runs a shell command line, returns its exit status (or -1). */
 int test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

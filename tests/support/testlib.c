@@ -37,7 +37,7 @@ test_env(const char *name)
 
 	if (v == NULL || *v == '\0') {
 		fprintf(stderr, "FAIL: environment variable %s is not set "
-		    "(run through tests/support/with-stack)\n", name);
+		    "(ctest sets it; integration tests get theirs from tests/support/with-stack)\n", name);
 		exit(1);
 	}
 	return v;
