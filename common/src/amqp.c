@@ -509,6 +509,14 @@ upmon_amqp_is_connected(const struct upmon_amqp *c)
 }
 
 int
+upmon_amqp_socket(const struct upmon_amqp *c)
+{
+	if (!c->connected || c->conn == NULL)
+		return -1;
+	return amqp_get_sockfd(c->conn);
+}
+
+int
 upmon_amqp_declare_topology(struct upmon_amqp *c)
 {
 	int rc;

@@ -1,5 +1,5 @@
 /*
- * Consuming: one channel per consumed queue with basic.qos and manual acks, assembly of
+ * Consuming: one channel per consumer (a queue may be consumed on several channels) with basic.qos and manual acks, assembly of
  * content frames into messages (for deliveries and for publish returns), the ready list that
  * upmon_amqp_next() hands out, and ack / nack guarded against stale delivery tags.
  */
@@ -238,16 +238,12 @@ int
 upmon_amqp_consume(struct upmon_amqp *c, const char *queue, int prefetch)
 {
 	struct amqp_consumer *cons;
-	size_t i;
 	int rc;
 
 	if (queue == NULL || *queue == '\0' || prefetch < 1 || prefetch > 65535)
 		return UPMON_AMQP_EINVAL;
 	if (strlen(queue) >= UPMON_AMQP_NAME_MAX)
 		return UPMON_AMQP_ETOOBIG;
-	for (i = 0; i < c->nconsumers; i++)
-		if (strcmp(c->consumers[i].queue, queue) == 0)
-			return UPMON_AMQP_EINVAL;
 	if (c->nconsumers >= AMQP_CONSUMERS_MAX)
 		return UPMON_AMQP_EFULL;
 	cons = &c->consumers[c->nconsumers];

@@ -28,7 +28,7 @@
 #include "upmon/backoff.h"
 
 #define AMQP_PUB_CHANNEL    1
-#define AMQP_CONSUMERS_MAX  16
+#define AMQP_CONSUMERS_MAX  256
 #define AMQP_FRAME_MAX      131072
 
 /* A message being received (deliver or return) or ready for the caller. */

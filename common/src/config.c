@@ -371,6 +371,33 @@ edit_distance(const char *a, size_t la, const char *b)
 	return prev[lb];
 }
 
+/*
+ * Every UPMON_<SERVICE>_* name belongs to that service. Services share one environment (the
+ * local stack, a Kubernetes ConfigMap), so a program ignores the prefixes of services whose
+ * options it does not load; names under its own prefixes are still checked for typos there.
+ */
+static const char *const service_prefixes[] = {
+	"UPMON_SCHEDULER_", "UPMON_PROBE_", "UPMON_GATEWAY_", "UPMON_MAILER_", "UPMON_CTL_",
+	NULL,
+};
+
+static int
+other_service(const struct loader *ld, const char *name, size_t len)
+{
+	size_t k, i, n;
+
+	for (k = 0; service_prefixes[k] != NULL; k++) {
+		n = strlen(service_prefixes[k]);
+		if (len < n || strncmp(name, service_prefixes[k], n) != 0)
+			continue;
+		for (i = 0; i < ld->n; i++)
+			if (strncmp(ld->refs[i].opt->name, service_prefixes[k], n) == 0)
+				return 0;
+		return 1;
+	}
+	return 0;
+}
+
 /* Warns about a name no table knows, suggesting the closest known name. */
 static void
 warn_unknown(struct loader *ld, const char *name, size_t len, const char *where, int line)
@@ -378,7 +405,8 @@ warn_unknown(struct loader *ld, const char *name, size_t len, const char *where,
 	size_t i, best = SIZE_MAX, best_d = 3;
 	char shown[96], copy[CONFIG_NAME_MAX + 1];
 
-	if (ignored(builtin_ignore, name, len) || ignored(ld->ignore, name, len))
+	if (ignored(builtin_ignore, name, len) || ignored(ld->ignore, name, len) ||
+	    other_service(ld, name, len))
 		return;
 	for (i = 0; i < ld->n; i++) {
 		size_t d = edit_distance(name, len, ld->refs[i].opt->name);

@@ -234,6 +234,36 @@ test_unknown_variables_warn(void)
 	fixture_release(&f);
 }
 
+/* Another service's UPMON_<SERVICE>_* names are not warned about; a program's own prefix is. */
+static void
+test_other_services_prefixes(void)
+{
+	char *env[] = { "UPMON_PROBE_THREADS=4", "UPMON_GATEWAY_PORT=1", "UPMON_MAILER_X=1",
+		"UPMON_SCHEDULER_RECONCILE_S=5", NULL };
+	static const struct upmon_config_opt own = { "UPMON_SCHEDULER_RECONCILE", UPMON_CFG_INT,
+		0, 10, "1", NULL, NULL, "x", 0, 0, NULL };
+	struct upmon_config_source src = { 0 };
+	struct upmon_config_table t[2];
+	struct fixture f;
+	long value = 0;
+	FILE *diag;
+
+	fixture_init(&f);
+	diag = open_memstream(&f.diag, &f.diaglen);
+	src.envp = env;
+	src.diag = diag;
+	t[0] = f.tables[0];
+	t[1].opts = &own;
+	t[1].nopts = 1;
+	t[1].base = &value;
+	t[1].validate = NULL;
+	CHECK_EQ(upmon_config_load(t, 2, &src), 0);
+	fclose(diag);
+	CHECK_STR(f.diag, "config: warning: UPMON_SCHEDULER_RECONCILE_S is not a known setting "
+	    "(did you mean UPMON_SCHEDULER_RECONCILE?)\n");
+	fixture_release(&f);
+}
+
 static void
 write_file(const char *path, const char *text)
 {
@@ -463,6 +493,7 @@ main(void)
 	RUN(test_every_bad_setting_reported);
 	RUN(test_cross_field_and_required);
 	RUN(test_unknown_variables_warn);
+	RUN(test_other_services_prefixes);
 	RUN(test_file);
 	RUN(test_print_masks_secrets);
 	RUN(test_mask_url);

@@ -106,6 +106,11 @@ int upmon_amqp_connect(struct upmon_amqp *c, int timeout_ms);
  * confirms, buffering deliveries, and reconnecting when down (waiting out the backoff inside
  * the timeout, never spinning). Returns 0 when connected at return, else ECONN / EPROTO. */
 int upmon_amqp_poll(struct upmon_amqp *c, int timeout_ms);
+/* The connection's socket for poll() (readable = frames may be waiting), or -1 when down.
+ * rabbitmq-c buffers frames, so after poll() says readable, and before sleeping on it, drain
+ * with upmon_amqp_next(c, 0, ...) / upmon_amqp_poll(c, 0) until they time out. The
+ * descriptor changes on reconnect; never close it. */
+int upmon_amqp_socket(const struct upmon_amqp *c);
 /* 1 when the connection is currently up, else 0. */
 int upmon_amqp_is_connected(const struct upmon_amqp *c);
 /* Declares every exchange, queue and binding (idempotent; needs a connection, connects with
@@ -223,8 +228,10 @@ struct upmon_amqp_delivery {
 	uint16_t channel;
 };
 
-/* Starts consuming queue on its own channel with basic.qos prefetch (1..65535) and manual
- * acks; remembered and re-issued after every reconnect. At most 16 queues per handle.
+/* Starts a consumer of queue on its own channel with basic.qos prefetch (1..65535) and
+ * manual acks; remembered and re-issued after every reconnect. Calling it again for the same
+ * queue adds another consumer channel, so N calls with prefetch 1 give N deliveries in flight
+ * with at most one unacked per channel. At most 256 consumers per handle.
  * 0, EINVAL, EFULL, ECONN, EPROTO (e.g. no such queue). */
 int upmon_amqp_consume(struct upmon_amqp *c, const char *queue, int prefetch);
 /* Waits up to timeout_ms for the next delivery on any consumed queue and fills *out; the
