@@ -45,7 +45,8 @@ struct loader {
 
 static const char *const builtin_ignore[] = {
 	"UPMON_CONFIG_FILE", "UPMON_STATE_DIR", "UPMON_SOURCE_DIR", "UPMON_BIN_DIR",
-	"UPMON_TEST_*", "UPMON_GATEWAY_URL", "UPMON_RABBITMQ_MGMT_URL", "UPMON_MAIL_DIR",
+	"UPMON_TEST_*", "UPMON_LOCAL_*", "UPMON_GATEWAY_URL", "UPMON_RABBITMQ_MGMT_URL",
+	"UPMON_MAIL_DIR",
 	/* the rest of what deploy/local/env and tests/support/with-stack export */
 	"UPMON_CTL", "UPMON_PG_DB", "UPMON_RABBITMQ_VHOST", "UPMON_SMTP_HOST", "UPMON_SMTP_PORT",
 	NULL,

@@ -668,6 +668,11 @@ svc_start() {
   if [[ $name == gateway ]]; then
     envs+=("UPMON_GATEWAY_ADDR=127.0.0.1" "UPMON_GATEWAY_PORT=$PORT_GATEWAY")
   fi
+  # The local stack's targets are its own components on loopback, which the SSRF guard
+  # blocks by default: allow loopback here (and only here) so the demo works.
+  if [[ $name == probe ]]; then
+    envs+=("UPMON_PROBE_SSRF_ALLOW=${UPMON_PROBE_SSRF_ALLOW:-127.0.0.0/8,::1/128}")
+  fi
   start_bg "$name" "$S" env "${envs[@]}" "$BIN/upmon-$name"
 }
 
@@ -726,6 +731,25 @@ run_migrations() {
   note "applying migrations (upmonctl migrate)"
   UPMON_PG_URL="postgresql://$PG_USER:$PG_PASS@127.0.0.1:$PORT_PG/$PG_DB" "$ctl" migrate ||
     die "upmonctl migrate failed"
+}
+
+# Creates (or refreshes) the self-monitors of deploy/local/selfmon.sql: the stack watches its
+# own components. Interval UPMON_LOCAL_SELFMON_INTERVAL seconds (default 30).
+SELFMON_OWNER=admin@upmon.local
+seed_self_monitors() {
+  local with_gateway=false with_mailer=false
+  svc_exists gateway && with_gateway=true
+  svc_exists mailer && with_mailer=true
+  PGPASSWORD=$PG_PASS PGCONNECT_TIMEOUT=10 psql -X -q -h 127.0.0.1 -p "$PORT_PG" \
+    -U "$PG_USER" -d "$PG_DB" -v owner_email="$SELFMON_OWNER" \
+    -v interval="${UPMON_LOCAL_SELFMON_INTERVAL:-30}" \
+    -v mgmt_port="$PORT_RABBITMQ_MGMT" -v amqp_port="$PORT_AMQP" -v pg_port="$PORT_PG" \
+    -v redis_port="$PORT_REDIS" -v smtp_port="$PORT_SMTP" \
+    -v scheduler_admin_port="$PORT_SCHEDULER_ADMIN" -v probe_admin_port="$PORT_PROBE_ADMIN" \
+    -v gateway_admin_port="$PORT_GATEWAY_ADMIN" -v mailer_admin_port="$PORT_MAILER_ADMIN" \
+    -v with_gateway="$with_gateway" -v with_mailer="$with_mailer" \
+    -f "$UPMON_REPO/deploy/local/selfmon.sql" >/dev/null ||
+    die "could not create the self-monitors (deploy/local/selfmon.sql)"
 }
 
 # Drops this stack's reservations from the port registry (when its state dir goes away).
