@@ -202,6 +202,44 @@ int upmon_msg_alert_decode(const char *buf, size_t len, struct upmon_alert_event
 /* Writes "alert.<kind>" (alert.down, alert.recovery, ...). Returns 0 or -ENOSPC. */
 int upmon_msg_alert_routing_key(const struct upmon_alert_event *ev, char *buf, size_t size);
 
+/* ---- latest status (Redis upmon:status:<monitor_id>) ---------------------------------- */
+
+/* Phase durations of a check in ms from its start; -1 = not reached / not applicable. */
+struct upmon_timings {
+	int dns_ms;			/* -1 or 0..3600000, likewise the others */
+	int connect_ms;
+	int tls_ms;
+	int first_byte_ms;
+	int total_ms;
+};
+
+/* A monitor's latest checked status, written by the probe after its commit (newest wins) and
+ * read by the gateway. Not a broker message, but encoded with the same strict rules. */
+struct upmon_latest_status {
+	char monitor_id[UPMON_ID_MAX + 1];
+	char owner_id[UPMON_ID_MAX + 1];
+	enum upmon_monitor_status status;	/* after this result */
+	int64_t since;			/* last status change, Unix ms */
+	int64_t checked_at;		/* when the result was stored, Unix ms */
+	int64_t scheduled_at;		/* the slot of the task */
+	int attempt;			/* the task's attempt, 1..32 */
+	struct upmon_result_summary result;	/* result.error owned by the struct */
+	struct upmon_timings timings;
+	bool has_cert;			/* cert_days_left is meaningful */
+	int cert_days_left;		/* -36500..36500 */
+};
+
+/* Fills st with an empty status: timings all -1, no certificate, no error. */
+void upmon_latest_status_init(struct upmon_latest_status *st);
+/* Frees result.error and re-initialises st. */
+void upmon_latest_status_release(struct upmon_latest_status *st);
+int upmon_latest_status_validate(const struct upmon_latest_status *st, char *err,
+    size_t errlen);
+/* As upmon_msg_task_encode / _decode, for the latest status (proto/latest_status.schema.json). */
+int upmon_msg_latest_encode(const struct upmon_latest_status *st, char **out, size_t *len);
+int upmon_msg_latest_decode(const char *buf, size_t len, struct upmon_latest_status *out,
+    char *err, size_t errlen);
+
 /* ---- shared -------------------------------------------------------------------------- */
 
 /* Sets the size cap of encoders and decoders (UPMON_MAX_MESSAGE_BYTES); 0 restores the
