@@ -68,7 +68,7 @@ const struct upmon_config_opt upmon_common_opts[] = {
 	{ "UPMON_REDIS_TIMEOUT_MS", UPMON_CFG_INT, 10, 60000, "500", NULL, "ms",
 	  "Connect and command timeout of Redis; a slow or absent Redis never blocks longer.",
 	  CS(redis_timeout_ms), 0, NULL },
-	{ "UPMON_RECONNECT_MAX_MS", UPMON_CFG_INT, 100, 600000, "30000", NULL, "ms",
+	{ "UPMON_RECONNECT_MAX_MS", UPMON_CFG_INT, 100, 600000, "5000", NULL, "ms",
 	  "Cap of the exponential backoff between reconnect attempts (RabbitMQ, PostgreSQL, "
 	  "Redis).", CS(reconnect_max_ms), 0, NULL },
 	{ "UPMON_SHUTDOWN_TIMEOUT_MS", UPMON_CFG_INT, 0, 600000, "30000", NULL, "ms",
