@@ -19,6 +19,7 @@ static const struct ctl_cmd help_cmd = {
 static const struct ctl_cmd *const commands[] = {
 	&ctl_migrate_cmd,
 	&ctl_partitions_cmd,
+	&ctl_dlq_cmd,
 	&ctl_config_cmd,
 	&help_cmd,
 };

@@ -110,9 +110,11 @@ const char *ctl_sql_dir(const struct ctl *ctl, const char *flag);
 
 int ctl_cmd_migrate(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_partitions(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_dlq(struct ctl *ctl, int argc, char **argv);
 
 extern const struct ctl_cmd ctl_migrate_cmd;
 extern const struct ctl_cmd ctl_partitions_cmd;
+extern const struct ctl_cmd ctl_dlq_cmd;	/* dlq.c */
 extern const struct ctl_cmd ctl_config_cmd;	/* config.c */
 
 #endif
