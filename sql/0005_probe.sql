@@ -11,6 +11,9 @@
 COMMENT ON COLUMN check_results.attempt IS
     '1 = first probe of the slot, n = (n-1)-th confirmation re-probe (the task''s attempt)';
 
+-- The relay retries a row it could not publish (nacked, lost, returned) after a backoff.
+ALTER TABLE outbox ADD COLUMN next_attempt_at timestamptz;
+
 -- Unix milliseconds <-> timestamptz, exact (no floating point).
 CREATE FUNCTION upmon_ms_to_ts(ms bigint) RETURNS timestamptz
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
