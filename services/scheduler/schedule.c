@@ -1,0 +1,414 @@
+/*
+ * The loop (one thread). As leader: pop every monitor whose next slot is due, publish its
+ * task, push its next slot; collect confirms; follow LISTEN monitor_changed; reconcile with a
+ * full reload now and then; keep scheduler_state current; sleep in upmon_amqp_poll() (which
+ * keeps the broker's heartbeats) until the next slot, at most POLL_MAX_MS so notifications
+ * are read promptly. As standby: try the leader lock every leader_poll_ms.
+ */
+#include "sched.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <libpq-fe.h>
+
+#include "upmon/admin.h"
+#include "upmon/amqp.h"
+#include "upmon/backoff.h"
+#include "upmon/config.h"
+#include "upmon/db.h"
+#include "upmon/log.h"
+#include "upmon/metrics.h"
+
+#define POLL_MAX_MS		50
+#define PENDING_MAX		1024	/* notified ids per turn before a full reload instead */
+#define PARTITION_EVERY_MS	(3600 * 1000)
+#define INITIAL_BATCH		20000
+
+struct sched {
+	struct sched_ctx *ctx;
+	struct sched_monitors mons;
+	struct sched_heap heap;
+	struct sched_pub pub;
+	struct sched_metrics metrics;
+	struct sched_leader leader;
+	uint64_t listen_gen;
+	int64_t add_from;		/* wall ms: new monitors start at the first slot >= it */
+	int64_t next_reconcile, next_partition, next_state, next_poll;	/* mono ms */
+	char (*pending)[UPMON_ID_MAX + 1];
+	size_t npending;
+	bool reload_all;
+	bool db_ready, amqp_ready;
+};
+
+static int64_t
+wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void
+on_change(void *arg, uint32_t no, enum sched_change what)
+{
+	struct sched *s = arg;
+	struct sched_mon *m = sched_monitors_get(&s->mons, no);
+
+	switch (what) {
+	case SCHED_ADDED:
+	case SCHED_REGRID:
+		if (sched_heap_set(&s->heap, no, sched_next_slot(m->phase_ms,
+		    m->task.interval_seconds, s->add_from)) != 0)
+			log_warnx("out of memory scheduling monitor %s", m->task.monitor_id);
+		break;
+	case SCHED_REMOVED:
+		sched_heap_remove(&s->heap, no);
+		break;
+	case SCHED_UPDATED:
+	case SCHED_UNCHANGED:
+		break;
+	}
+}
+
+static void
+update_gauges(struct sched *s)
+{
+	upmon_gauge_set(s->metrics.monitors, (double)(s->mons.count - s->mons.invalid));
+	upmon_gauge_set(s->metrics.invalid, (double)s->mons.invalid);
+}
+
+/* Publishes every due slot, then services confirms and the backlog. */
+static void
+publish_due(struct sched *s)
+{
+	struct sched_mon *m;
+	int64_t now_us = wall_us(), now_ms = now_us / 1000, slot, next, period, skip;
+	uint32_t no;
+
+	while (sched_heap_peek(&s->heap, &no, &slot) == 0 && slot <= now_ms) {
+		m = sched_monitors_get(&s->mons, no);
+		if (m == NULL || m->invalid) {
+			sched_heap_remove(&s->heap, no);
+			continue;
+		}
+		sched_pub_due(&s->pub, no, slot, now_us);
+		period = (int64_t)m->task.interval_seconds * 1000;
+		next = slot + period;
+		if (next <= now_ms - period) {
+			/* the loop stalled for more than an interval: skip, don't burst */
+			skip = sched_next_slot(m->phase_ms, m->task.interval_seconds, now_ms);
+			upmon_counter_add(s->metrics.missed, (uint64_t)((skip - next) / period));
+			next = skip;
+		}
+		(void)sched_heap_set(&s->heap, no, next);
+	}
+	sched_pub_service(&s->pub, now_us);
+}
+
+static void
+tick(void *arg)
+{
+	struct sched *s = arg;
+
+	s->add_from = wall_us() / 1000;
+	if (s->leader.leader)
+		publish_due(s);
+	(void)upmon_amqp_poll(s->ctx->amqp, 0);
+}
+
+static int
+full_load(struct sched *s, int batch, size_t *n)
+{
+	int rc;
+
+	s->add_from = wall_us() / 1000;
+	rc = sched_monitors_load_all(&s->mons, s->ctx->db, batch, on_change, tick, s, n);
+	update_gauges(s);
+	return rc;
+}
+
+static void
+ensure_partitions(struct sched *s)
+{
+	char days[24];
+	const char *params[1] = { days };
+	struct upmon_db_error err;
+
+	snprintf(days, sizeof(days), "%ld", s->ctx->settings->partition_days);
+	if (upmon_db_query(s->ctx->db, UPMON_DB_IDEMPOTENT,
+	    "SELECT upmon_ensure_partitions($1::int)", 1, params, NULL, &err) != 0)
+		log_warnx("ensuring check_results partitions: %s", err.message);
+}
+
+static void
+become_standby(struct sched *s, const char *why)
+{
+	sched_pub_drop(&s->pub);
+	sched_heap_clear(&s->heap);
+	sched_monitors_release(&s->mons);
+	sched_monitors_init(&s->mons);
+	malloc_trim(0);
+	sched_leader_release(&s->leader);
+	upmon_gauge_set(s->metrics.leader, 0);
+	update_gauges(s);
+	log_info("standby: %s", why);
+}
+
+static void
+become_leader(struct sched *s)
+{
+	int64_t t0 = upmon_mono_ms(), start, pt = 0;
+	uint64_t missed = 0;
+	struct sched_mon *m;
+	size_t n = 0;
+	uint32_t no;
+	int rc;
+
+	start = wall_us() / 1000;
+	if ((rc = full_load(s, INITIAL_BATCH, &n)) != 0) {
+		become_standby(s, "loading monitors failed");
+		return;
+	}
+	malloc_trim(0);
+	/* slots in (published_through, start) were published by nobody */
+	if (sched_leader_published_through(&s->leader, &pt) == 0 && pt < start) {
+		for (no = 0; no < s->mons.nno; no++) {
+			m = s->mons.byno[no];
+			if (m != NULL && !m->invalid)
+				missed += (uint64_t)sched_slots_between(m->phase_ms,
+				    m->task.interval_seconds, pt, start);
+		}
+	}
+	upmon_counter_add(s->metrics.missed, missed);
+	upmon_gauge_set(s->metrics.leader, 1);
+	s->listen_gen = upmon_db_generation(s->ctx->db);
+	s->npending = 0;
+	s->reload_all = false;
+	s->next_reconcile = upmon_mono_ms() + s->ctx->settings->reconcile_s * 1000;
+	s->next_state = 0;
+	log_info("leader: %zu monitors loaded in %lld ms, %zu invalid, %llu missed slots",
+	    s->mons.count - s->mons.invalid, (long long)(upmon_mono_ms() - t0),
+	    s->mons.invalid, (unsigned long long)missed);
+	ensure_partitions(s);
+	s->next_partition = upmon_mono_ms() + PARTITION_EVERY_MS;
+}
+
+/* ---- notifications ---- */
+
+static void
+on_notify(void *arg, const char *channel, const char *payload, int pid)
+{
+	struct sched *s = arg;
+	struct json_object *obj, *id, *op;
+	const char *v;
+
+	(void)channel;
+	(void)pid;
+	if (!s->leader.leader || s->reload_all)
+		return;
+	if ((obj = json_tokener_parse(payload)) == NULL)
+		return;
+	if (json_object_object_get_ex(obj, "id", &id) &&
+	    json_object_object_get_ex(obj, "op", &op) &&
+	    (v = json_object_get_string(id)) != NULL && strlen(v) <= UPMON_ID_MAX) {
+		if (s->npending == PENDING_MAX)
+			s->reload_all = true;
+		else
+			snprintf(s->pending[s->npending++], UPMON_ID_MAX + 1, "%s", v);
+	}
+	json_object_put(obj);
+}
+
+static void
+follow_changes(struct sched *s)
+{
+	struct upmon_db_error err;
+	size_t i;
+	int rc;
+
+	rc = upmon_db_notifications(s->ctx->db, on_notify, s, NULL, &err);
+	if (rc == 0 && upmon_db_generation(s->ctx->db) != s->listen_gen) {
+		/* a new connection: notifications may have been lost meanwhile */
+		s->listen_gen = upmon_db_generation(s->ctx->db);
+		if (s->leader.leader)
+			s->reload_all = true;
+	}
+	if (!s->leader.leader)
+		return;
+	s->add_from = wall_us() / 1000;
+	for (i = 0; i < s->npending && !s->reload_all; i++)
+		if (sched_monitors_load_one(&s->mons, s->ctx->db, s->pending[i], on_change,
+		    s) == UPMON_DB_E_CONN)
+			s->reload_all = true;
+	if (s->npending > 0)
+		update_gauges(s);
+	s->npending = 0;
+}
+
+static void
+set_ready(struct sched *s)
+{
+	bool db = upmon_db_connected(s->ctx->db) != 0;
+	bool amqp = upmon_amqp_is_connected(s->ctx->amqp) != 0;
+
+	if (s->ctx->admin == NULL)
+		return;
+	if (db != s->db_ready)
+		upmon_admin_set_ready(s->ctx->admin, "postgres", db);
+	if (amqp != s->amqp_ready)
+		upmon_admin_set_ready(s->ctx->admin, "rabbitmq", amqp);
+	s->db_ready = db;
+	s->amqp_ready = amqp;
+}
+
+/* published_through: every slot <= it is published (or counted as missed). */
+static int64_t
+published_through(struct sched *s)
+{
+	int64_t top = INT64_MAX, oldest = sched_pub_oldest(&s->pub), now = wall_us() / 1000;
+
+	(void)sched_heap_peek(&s->heap, NULL, &top);
+	if (oldest < top)
+		top = oldest;
+	if (now + 1 < top)
+		top = now + 1;
+	return top - 1;
+}
+
+static void
+leader_turn(struct sched *s)
+{
+	int64_t now = upmon_mono_ms();
+	size_t n;
+
+	follow_changes(s);
+	if (s->reload_all || now >= s->next_reconcile) {
+		if (full_load(s, (int)s->ctx->settings->load_batch, &n) == 0) {
+			s->reload_all = false;
+			s->next_reconcile = now + s->ctx->settings->reconcile_s * 1000;
+		} else {
+			s->next_reconcile = now + 1000;
+		}
+	}
+	publish_due(s);
+	if (now >= s->next_state) {
+		s->next_state = now + s->ctx->settings->state_ms;
+		if (sched_leader_heartbeat(&s->leader, published_through(s)) != 0) {
+			become_standby(s, "leader lock lost");
+			return;
+		}
+	}
+	if (now >= s->next_partition) {
+		ensure_partitions(s);
+		s->next_partition = now + PARTITION_EVERY_MS;
+	}
+}
+
+static void
+standby_turn(struct sched *s)
+{
+	int64_t now = upmon_mono_ms();
+	int rc;
+
+	follow_changes(s);
+	if (now < s->next_poll)
+		return;
+	s->next_poll = now + s->ctx->settings->leader_poll_ms;
+	if ((rc = sched_leader_try(&s->leader)) != 0) {
+		log_warnx("leader lock: %s", upmon_db_strerror(rc));
+		return;
+	}
+	if (s->leader.leader)
+		become_leader(s);
+}
+
+static int
+sleep_ms(struct sched *s)
+{
+	int64_t top, wait = POLL_MAX_MS, now;
+
+	if (s->leader.leader && sched_heap_peek(&s->heap, NULL, &top) == 0) {
+		now = wall_us() / 1000;
+		if (top - now < wait)
+			wait = top - now;
+	} else if (!s->leader.leader) {
+		now = upmon_mono_ms();
+		if (s->next_poll - now < wait)
+			wait = s->next_poll - now;
+	}
+	return wait < 0 ? 0 : (int)wait;
+}
+
+static void
+drain(struct sched *s)
+{
+	int64_t deadline = upmon_mono_ms() + s->ctx->common->shutdown_timeout_ms;
+
+	while (upmon_amqp_unconfirmed(s->ctx->amqp) > 0 && upmon_mono_ms() < deadline) {
+		(void)upmon_amqp_poll(s->ctx->amqp, 10);
+		sched_pub_service(&s->pub, wall_us());
+	}
+	sched_pub_service(&s->pub, wall_us());
+	if (upmon_amqp_unconfirmed(s->ctx->amqp) > 0)
+		log_warnx("shutdown: %zu publishes still unconfirmed",
+		    upmon_amqp_unconfirmed(s->ctx->amqp));
+}
+
+int
+sched_run(struct sched_ctx *ctx)
+{
+	struct sched s;
+	struct upmon_db_error err;
+	int rc = 0;
+
+	memset(&s, 0, sizeof(s));
+	s.ctx = ctx;
+	sched_monitors_init(&s.mons);
+	sched_heap_init(&s.heap);
+	sched_metrics_init(&s.metrics, ctx->registry);
+	s.leader.db = ctx->lockdb;
+	{
+		char host[64] = "";
+
+		(void)gethostname(host, sizeof(host) - 1);
+		snprintf(s.leader.name, sizeof(s.leader.name), "%s:%ld", host, (long)getpid());
+	}
+	if ((s.pending = calloc(PENDING_MAX, sizeof(*s.pending))) == NULL)
+		return -ENOMEM;
+	sched_pub_init(&s.pub, ctx->amqp, &s.mons, &s.metrics,
+	    (size_t)ctx->settings->max_backlog, (size_t)ctx->settings->max_in_flight);
+	if (upmon_db_listen(ctx->db, "monitor_changed", &err) != 0)
+		log_warnx("listen monitor_changed: %s (retrying)", err.message);
+	s.listen_gen = upmon_db_generation(ctx->db);
+	upmon_gauge_set(s.metrics.leader, 0);
+	log_info("standby: waiting for the leader lock");
+	while (!*ctx->stop) {
+		if (s.leader.leader)
+			leader_turn(&s);
+		else
+			standby_turn(&s);
+		set_ready(&s);
+		if (*ctx->stop)
+			break;
+		(void)upmon_amqp_poll(ctx->amqp, sleep_ms(&s));
+	}
+	if (s.leader.leader) {
+		log_info("shutdown: waiting for %zu confirms", upmon_amqp_unconfirmed(ctx->amqp));
+		drain(&s);
+		(void)sched_leader_heartbeat(&s.leader, published_through(&s));
+		sched_leader_release(&s.leader);
+	}
+	sched_pub_release(&s.pub);
+	sched_heap_release(&s.heap);
+	sched_monitors_release(&s.mons);
+	free(s.pending);
+	return rc;
+}
