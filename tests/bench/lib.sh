@@ -10,6 +10,7 @@
 #   bench_blackbox_start           -> $BLACKBOX_PORT, $BLACKBOX_PID
 #   bench_blackbox_measure 30 "16 64"   -> $BLACKBOX_RATE (best of the connection counts)
 
+# shellcheck disable=SC2034  # used by the scripts that source this file
 BENCH_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 BENCH_PIDS=()
 BENCH_CLEANUPS=()
@@ -187,6 +188,7 @@ bench_wrk() {
 bench_blackbox_measure() {
 	local secs=${1:-30} conns_list=${2:-16 64} c r0 r1 res rate errs t0 t1 cpu0 cpu1 hits cpu_us
 	wrk -t1 -c8 -d3s "$BLACKBOX_PROBE_URL" >/dev/null 2>&1
+	# shellcheck disable=SC2034  # read by the callers
 	BLACKBOX_RATE=0 BLACKBOX_RUNS="" BLACKBOX_CPU_US=0
 	for c in $conns_list; do
 		r0=$(bench_nginx_requests)

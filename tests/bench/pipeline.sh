@@ -1,0 +1,349 @@
+#!/usr/bin/env bash
+# P1/P3: the whole check pipeline, end to end, on a private stack, and blackbox_exporter
+# against the same nginx in the same run.
+#
+#   tests/bench/pipeline.sh [--monitors 1000,10000,100000] [--interval S] [--duration S]
+#       [--warmup S] [--blackbox-duration S] [--bin DIR] [--keep]
+#
+# --monitors takes N or N@S (S = interval in seconds) per size; plain N uses --interval, or
+# by default 10 s up to 10k monitors and 40 s above (1k/10 s = 100/s, 10k/10 s = 1,000/s,
+# 100k/40 s = 2,500/s). For each size, in a fresh database and vhost of one private stack
+# (deploy/local/up --infra-only in a temporary state dir): N http monitors on the local
+# nginx, upmon-scheduler and upmon-probe (release build) started, a warm-up, then a window
+# of --duration seconds measured from the services' /metrics, /proc and PostgreSQL:
+#   checks/s          probe acks per second (upmon_probe_tasks_acked_total delta) and result
+#                     rows per second (check_results.checked_at in the window)
+#   lateness          publish - slot, p50/p99/p99.9 interpolated linearly inside the buckets
+#                     of upmon_scheduler_lateness_seconds (window delta); ">x" = above the
+#                     last finite bucket
+#   e2e               checked_at - scheduled_at of the window's rows, p50/p99 (exact, SQL)
+#   CPU us/check      utime+stime delta (/proc/<pid>/stat) of the probe, the scheduler,
+#                     RabbitMQ, PostgreSQL and Redis (process trees) and of the whole machine
+#                     (/proc/stat busy time, other people's processes included), per check
+#   RSS               VmHWM (peak) and VmRSS (now) of scheduler and probe
+#   queue             monitor_tasks ready + unacked at the start and end of the window
+#                     (management API; refreshed every ~5 s)
+#   lost              after the window the scheduler is stopped and the probe drains the
+#                     queue; then published tasks (scheduler counter, final) are compared with
+#                     first-attempt rows plus dead letters, and each monitor's rows are checked
+#                     for holes on its grid
+# Then the stack goes down and blackbox_exporter is measured against the same nginx
+# (tests/bench/lib.sh). Prints one table; the raw figures also go to $BENCH_DIR/results.txt.
+set -euo pipefail
+# shellcheck source=tests/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+usage() {
+	echo "usage: tests/bench/pipeline.sh [--monitors N[@S],...] [--interval S] [--duration S]" \
+		"[--warmup S] [--blackbox-duration S] [--bin DIR] [--keep]" >&2
+	exit 2
+}
+
+sizes=1000,10000,100000 interval="" duration=60 warmup=20 bb_duration=30 keep_stack=0
+bin=$BENCH_REPO/build/bench-rel/bin
+while (($#)); do
+	case $1 in
+		--monitors) sizes=$2; shift 2 ;;
+		--interval) interval=$2; shift 2 ;;
+		--duration) duration=$2; shift 2 ;;
+		--warmup) warmup=$2; shift 2 ;;
+		--blackbox-duration) bb_duration=$2; shift 2 ;;
+		--bin) bin=$2; shift 2 ;;
+		--keep) keep_stack=1; shift ;;
+		*) usage ;;
+	esac
+done
+for b in upmonctl upmon-scheduler upmon-probe; do
+	[[ -x $bin/$b ]] || bench_die "$bin/$b not built (cmake -S . -B build/bench-rel -DCMAKE_BUILD_TYPE=Release && cmake --build build/bench-rel)"
+done
+command -v psql >/dev/null || bench_die "psql not found"
+
+bench_init
+((keep_stack)) && BENCH_KEEP=1
+RESULTS=$BENCH_DIR/results.txt
+: >"$RESULTS"
+
+# ---- the private stack -------------------------------------------------------------------
+
+STACK=$BENCH_DIR/stack
+stack_down() {
+	if ((keep_stack)); then
+		bench_note "stack kept: UPMON_STATE_DIR=$STACK $BENCH_REPO/deploy/local/down"
+	elif [[ -d $STACK/run ]]; then
+		UPMON_STATE_DIR=$STACK "$BENCH_REPO/deploy/local/down" >/dev/null 2>&1 ||
+			bench_note "deploy/local/down failed for $STACK"
+	fi
+}
+BENCH_CLEANUPS+=(stack_down)
+
+bench_nginx_start
+bench_note "nginx on $NGINX_URL; starting a private stack in $STACK"
+UPMON_STATE_DIR=$STACK UPMON_BIN_DIR=$bin "$BENCH_REPO/deploy/local/up" --infra-only \
+	--no-build --no-install >"$BENCH_DIR/up.log" 2>&1 ||
+	{ tail -n 30 "$BENCH_DIR/up.log" >&2; bench_die "deploy/local/up failed"; }
+# shellcheck disable=SC1091
+source "$STACK/stack.env"
+MGMT=http://127.0.0.1:$PORT_RABBITMQ_MGMT
+
+mgmt() { # METHOD PATH [JSON]
+	local -a data=()
+	[[ $# -ge 3 ]] && data=(-H 'content-type: application/json' -d "$3")
+	curl -fsS -m 10 -u "$RMQ_USER:$RMQ_PASS" -X "$1" "${data[@]}" "$MGMT$2"
+}
+psql_admin() {
+	PGPASSWORD=$PG_PASS psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT_PG" \
+		-U "$PG_USER" -d "$PG_DB" -c "$1"
+}
+sql() { psql -X -q -At -v ON_ERROR_STOP=1 "$UPMON_PG_URL" -c "$1"; }
+
+# Pids of process $1 and all its descendants.
+proc_tree() {
+	ps -e -o pid=,ppid= | awk -v root="$1" '
+		{ parent[$1] = $2; pids[NR] = $1 }
+		END {
+			keep[root] = 1; changed = 1
+			while (changed) {
+				changed = 0
+				for (i in pids) { p = pids[i]
+					if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; changed = 1 } }
+			}
+			for (p in keep) print p
+		}'
+}
+# utime+stime+cutime+cstime ticks of the tree of the pid recorded in $STACK/run/$1.pid.
+comp_ticks() {
+	local root p sum=0 t
+	root=$(cat "$STACK/run/$1.pid" 2>/dev/null) || { echo 0; return; }
+	for p in $(proc_tree "$root"); do
+		t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$p/stat" 2>/dev/null) || continue
+		sum=$((sum + t))
+	done
+	echo "$sum"
+}
+
+# Value of metric $2 (summed over its series) in the scrape file $1; 0 when absent.
+metric() {
+	awk -v n="$2" '{ name = $1; sub(/\{.*/, "", name) } name == n { s += $NF } END { printf "%.0f\n", s }' "$1"
+}
+scrape() { # PORT FILE
+	curl -fsS -m 5 "http://127.0.0.1:$1/metrics" >"$2.tmp" && mv "$2.tmp" "$2"
+}
+# Percentiles of histogram $3 between scrapes $1 and $2: prints "p50 p99 p99.9" in ms.
+hist_pcts() {
+	awk -v h="$3_bucket" '
+		FNR == 1 { f++ }
+		{ name = $1; sub(/\{.*/, "", name) }
+		name == h {
+			le = $0; sub(/.*le="/, "", le); sub(/".*/, "", le)
+			if (f == 1) a[le] += $NF; else { b[le] += $NF; if (!(le in seen)) { seen[le] = 1; order[n++] = le } }
+		}
+		END {
+			# buckets are cumulative, rendered in increasing order
+			total = b["+Inf"] - a["+Inf"]
+			if (total <= 0) { print "- - -"; exit }
+			split("0.5 0.99 0.999", qs, " ")
+			out = ""
+			for (qi = 1; qi <= 3; qi++) {
+				target = qs[qi] * total; prev_c = 0; prev_le = 0; r = ""
+				for (i = 0; i < n; i++) {
+					le = order[i]; c = b[le] - a[le]
+					if (c >= target) {
+						if (le == "+Inf") { r = sprintf(">%g", prev_le * 1000); break }
+						frac = (c > prev_c) ? (target - prev_c) / (c - prev_c) : 1
+						r = sprintf("%.2f", (prev_le + (le - prev_le) * frac) * 1000); break
+					}
+					prev_c = c; prev_le = le
+				}
+				out = out (qi > 1 ? " " : "") r
+			}
+			print out
+		}' "$1" "$2"
+}
+# monitor_tasks ready+unacked (management API).
+queue_depth() {
+	mgmt GET "/api/queues/$VHOST/monitor_tasks" 2>/dev/null |
+		grep -o '"messages":[0-9]*' | head -n 1 | cut -d: -f2 || echo "?"
+}
+queue_count() { # QUEUE: messages (ready + unacked)
+	mgmt GET "/api/queues/$VHOST/$1" 2>/dev/null |
+		grep -o '"messages":[0-9]*' | head -n 1 | cut -d: -f2 || echo "?"
+}
+wait_ready() { # PORT PID NAME
+	local n
+	for ((n = 0; n < 600; n++)); do
+		curl -fsS -m 1 "http://127.0.0.1:$1/readyz" >/dev/null 2>&1 && return 0
+		kill -0 "$2" 2>/dev/null || { tail -n 20 "$BENCH_DIR/$3.log" >&2; bench_die "$3 exited"; }
+		sleep 0.1
+	done
+	tail -n 20 "$BENCH_DIR/$3.log" >&2
+	bench_die "$3 not ready after 60 s"
+}
+
+# ---- one size ----------------------------------------------------------------------------
+
+ROWS=()
+run_size() { # N INTERVAL
+	local n=$1 iv=$2 tag="n$1" d sp pp sched_port probe_port t0 t1 dt
+	local s0 s1 p0 p1 sys0 sys1 r0 r1 pg0 pg1 rd0 rd1 q0 q1 db0 db1
+	VHOST=bench-$tag
+	local db=bench_$tag
+	bench_note "== $n monitors at ${iv} s ($(awk -v n="$n" -v i="$iv" 'BEGIN { printf "%.0f", n / i }') checks/s expected)"
+	mgmt PUT "/api/vhosts/$VHOST" '{}' >/dev/null || bench_die "cannot create vhost $VHOST"
+	mgmt PUT "/api/permissions/$VHOST/$RMQ_USER" '{"configure":".*","write":".*","read":".*"}' >/dev/null ||
+		bench_die "cannot grant vhost $VHOST"
+	psql_admin "CREATE DATABASE $db OWNER $PG_USER" >/dev/null || bench_die "cannot create database $db"
+	export UPMON_AMQP_URL="amqp://$RMQ_USER:$RMQ_PASS@127.0.0.1:$PORT_AMQP/$VHOST"
+	export UPMON_PG_URL="postgresql://$PG_USER:$PG_PASS@127.0.0.1:$PORT_PG/$db"
+	export UPMON_REDIS_URL="redis://127.0.0.1:$PORT_REDIS/0"
+	export UPMON_PROBE_SSRF_ALLOW=127.0.0.0/8 UPMON_ADMIN_ADDR=127.0.0.1
+	"$bin/upmonctl" migrate >"$BENCH_DIR/migrate-$tag.log" 2>&1 ||
+		{ cat "$BENCH_DIR/migrate-$tag.log" >&2; bench_die "migrate failed"; }
+	sql "INSERT INTO users (email, password_hash) VALUES ('bench@example.test', 'x')"
+	d=$(date +%s.%N)
+	sql "INSERT INTO monitors (owner_id, name, type, url, interval_seconds, timeout_ms, retries)
+	     SELECT u.id, 'bench-' || g, 'http', '$NGINX_URL', $iv, 5000, 1
+	     FROM users u, generate_series(1, $n) g"
+	bench_note "inserted $n monitors in $(awk -v a="$d" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
+
+	sched_port=$(bench_free_port) probe_port=$(bench_free_port)
+	UPMON_ADMIN_PORT=$sched_port "$bin/upmon-scheduler" >"$BENCH_DIR/scheduler-$tag.log" 2>&1 &
+	sp=$!
+	BENCH_PIDS+=("$sp")
+	UPMON_ADMIN_PORT=$probe_port "$bin/upmon-probe" >"$BENCH_DIR/probe-$tag.log" 2>&1 &
+	pp=$!
+	BENCH_PIDS+=("$pp")
+	wait_ready "$sched_port" "$sp" "scheduler-$tag"
+	wait_ready "$probe_port" "$pp" "probe-$tag"
+	bench_note "scheduler (pid $sp, admin $sched_port) and probe (pid $pp, admin $probe_port) ready; warm-up ${warmup} s"
+	sleep "$warmup"
+
+	local m=$BENCH_DIR/metrics-$tag
+	scrape "$sched_port" "$m.sched.0" || bench_die "scheduler /metrics failed"
+	scrape "$probe_port" "$m.probe.0" || bench_die "probe /metrics failed"
+	t0=$(date +%s.%N)
+	db0=$(sql "SELECT now()")
+	s0=$(bench_cpu_ticks "$sp") p0=$(bench_cpu_ticks "$pp") sys0=$(bench_sys_ticks)
+	r0=$(comp_ticks rabbitmq) pg0=$(comp_ticks postgres) rd0=$(comp_ticks redis)
+	q0=$(queue_depth)
+	sleep "$duration"
+	q1=$(queue_depth)
+	s1=$(bench_cpu_ticks "$sp") p1=$(bench_cpu_ticks "$pp") sys1=$(bench_sys_ticks)
+	r1=$(comp_ticks rabbitmq) pg1=$(comp_ticks postgres) rd1=$(comp_ticks redis)
+	db1=$(sql "SELECT now()")
+	t1=$(date +%s.%N)
+	scrape "$sched_port" "$m.sched.1" || bench_die "scheduler /metrics failed"
+	scrape "$probe_port" "$m.probe.1" || bench_die "probe /metrics failed"
+	read -r s_hwm s_rss <<<"$(bench_mem_mb "$sp")"
+	read -r p_hwm p_rss <<<"$(bench_mem_mb "$pp")"
+	dt=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+
+	local acked published checks rows lat e2e
+	acked=$(($(metric "$m.probe.1" upmon_probe_tasks_acked_total) - $(metric "$m.probe.0" upmon_probe_tasks_acked_total)))
+	published=$(($(metric "$m.sched.1" upmon_scheduler_tasks_published_total) - $(metric "$m.sched.0" upmon_scheduler_tasks_published_total)))
+	checks=$(($(metric "$m.probe.1" upmon_probe_checks_total) - $(metric "$m.probe.0" upmon_probe_checks_total)))
+	rows=$(sql "SELECT count(*) FROM check_results WHERE checked_at >= '$db0' AND checked_at < '$db1'")
+	lat=$(hist_pcts "$m.sched.0" "$m.sched.1" upmon_scheduler_lateness_seconds)
+	e2e=$(sql "SELECT coalesce(round((percentile_cont(0.5) WITHIN GROUP (ORDER BY x))::numeric, 1)::text, '-')
+	             || ' ' || coalesce(round((percentile_cont(0.99) WITHIN GROUP (ORDER BY x))::numeric, 1)::text, '-')
+	           FROM (SELECT extract(epoch FROM checked_at - scheduled_at) * 1000 AS x FROM check_results
+	                 WHERE checked_at >= '$db0' AND checked_at < '$db1') s")
+	local load_line
+	load_line=$(grep -m1 -iE 'leader|loaded' "$BENCH_DIR/scheduler-$tag.log" || true)
+
+	# Drain: stop the scheduler (it waits for its confirms), let the probe empty the queue.
+	local pub_final="?" left dead holes r1st missed fails
+	kill -TERM "$sp"
+	for ((i = 0; i < 100; i++)); do
+		if scrape "$sched_port" "$m.sched.2" 2>/dev/null; then
+			pub_final=$(($(metric "$m.sched.2" upmon_scheduler_tasks_published_total) - $(metric "$m.sched.2" upmon_scheduler_tasks_republished_total)))
+		fi
+		kill -0 "$sp" 2>/dev/null || break
+		sleep 0.1
+	done
+	bench_stop_pid "$sp"
+	for ((i = 0; i < 120; i++)); do
+		scrape "$probe_port" "$m.probe.2" || break
+		[[ $(metric "$m.probe.2" upmon_probe_inflight) == 0 ]] && [[ $(queue_depth) == 0 ]] && break
+		sleep 0.5
+	done
+	sleep 6 # the management API refreshes its counters every 5 s
+	left=$(queue_depth)
+	dead=$(queue_count monitor_tasks_dead)
+	bench_stop_pid "$pp"
+	r1st=$(sql "SELECT count(*) FROM check_results WHERE attempt = 1")
+	fails=$(sql "SELECT count(*) FROM check_results WHERE NOT ok")
+	holes=$(sql "SELECT coalesce(sum(expected - got), 0) FROM (
+		SELECT (extract(epoch FROM max(r.scheduled_at) - min(r.scheduled_at))::bigint
+		        / min(m.interval_seconds)) + 1 AS expected, count(DISTINCT r.scheduled_at) AS got
+		FROM check_results r JOIN monitors m ON m.id = r.monitor_id GROUP BY r.monitor_id) s")
+	missed=$(metric "$m.sched.2" upmon_scheduler_missed_slots_total 2>/dev/null || echo "?")
+	local lost="?"
+	[[ $pub_final != "?" && $dead != "?" ]] && lost=$((pub_final - r1st - dead))
+
+	local cps rps pcpu scpu rcpu pgcpu rdcpu syscpu
+	cps=$(awk -v a="$acked" -v t="$dt" 'BEGIN { printf "%.0f", a / t }')
+	rps=$(awk -v a="$rows" -v t="$dt" 'BEGIN { printf "%.0f", a / t }')
+	pcpu=$(bench_us_per "$((p1 - p0))" "$acked")
+	scpu=$(bench_us_per "$((s1 - s0))" "$acked")
+	rcpu=$(bench_us_per "$((r1 - r0))" "$acked")
+	pgcpu=$(bench_us_per "$((pg1 - pg0))" "$acked")
+	rdcpu=$(bench_us_per "$((rd1 - rd0))" "$acked")
+	syscpu=$(bench_us_per "$((sys1 - sys0))" "$acked")
+	local busy
+	busy=$(awk -v t="$((sys1 - sys0))" -v hz="$BENCH_CLK_TCK" -v d="$dt" -v c="$(nproc)" \
+		'BEGIN { printf "%.0f", t / hz / d / c * 100 }')
+	{
+		echo "size $n interval $iv window ${dt}s"
+		echo "  published $published ($(awk -v a="$published" -v t="$dt" 'BEGIN { printf "%.0f", a / t }')/s) acked $acked ($cps/s) checks $checks rows $rows ($rps/s)"
+		echo "  lateness ms p50/p99/p99.9 (bucket-interpolated): $lat; e2e checked-scheduled ms p50/p99: $e2e"
+		echo "  cpu us/check: probe $pcpu scheduler $scpu rabbitmq $rcpu postgres $pgcpu redis $rdcpu machine $syscpu (machine busy ${busy}% of $(nproc) cores)"
+		echo "  rss MB (hwm/now): scheduler $s_hwm/$s_rss probe $p_hwm/$p_rss"
+		echo "  queue monitor_tasks at window start/end: $q0/$q1; after drain: $left; dead: $dead"
+		echo "  published (final, excl. republished) $pub_final, first-attempt rows $r1st, failed rows $fails, lost = $lost; grid holes $holes; missed slots $missed"
+		echo "  scheduler: $load_line"
+	} | tee -a "$RESULTS" >&2
+	ROWS+=("$(printf '%-7s %4ss %7s %7s %7s  %-22s %-13s %6s %6s %6s %6s %6s  %-11s %-11s %7s %5s %5s' \
+		"$n" "$iv" "$(awk -v a="$published" -v t="$dt" 'BEGIN { printf "%.0f", a / t }')" "$cps" "$rps" \
+		"$(tr ' ' '/' <<<"$lat")" "$(tr ' ' '/' <<<"$e2e")" "$pcpu" "$scpu" "$rcpu" "$pgcpu" "$syscpu" \
+		"$s_hwm/$s_rss" "$p_hwm/$p_rss" "$q0/$q1" "$lost" "$holes")")
+	BEST_CPS=$(( cps > ${BEST_CPS:-0} ? cps : ${BEST_CPS:-0} ))
+
+	mgmt DELETE "/api/vhosts/$VHOST" >/dev/null 2>&1 || true
+	psql_admin "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+}
+
+IFS=, read -r -a size_list <<<"$sizes"
+for s in "${size_list[@]}"; do
+	n=${s%@*}
+	if [[ $s == *@* ]]; then
+		iv=${s#*@}
+	elif [[ -n $interval ]]; then
+		iv=$interval
+	elif ((n > 10000)); then
+		iv=40
+	else
+		iv=10
+	fi
+	run_size "$n" "$iv"
+done
+
+# ---- the reference, same nginx, same run, stack stopped -------------------------------------
+
+stack_down
+bench_blackbox_start
+bench_blackbox_measure "$bb_duration" "16 64"
+
+{
+	printf '\nupmon pipeline (%s s window after %s s warm-up per size), blackbox_exporter same nginx, same run\n' "$duration" "$warmup"
+	printf '%-7s %5s %7s %7s %7s  %-22s %-13s %6s %6s %6s %6s %6s  %-11s %-11s %7s %5s %5s\n' \
+		monitors ivl pub/s acked/s rows/s "lateness ms p50/99/99.9" "e2e ms p50/99" \
+		"probe" "sched" "rmq" "pg" "machine" "sched MB" "probe MB" "queue" lost holes
+	printf '%-7s %5s %7s %7s %7s  %-22s %-13s %6s %6s %6s %6s %6s  %-11s %-11s %7s %5s %5s\n' \
+		"" "" "" "" "" "" "" "us/chk" "us/chk" "us/chk" "us/chk" "us/chk" "hwm/now" "hwm/now" "beg/end" "" ""
+	for r in "${ROWS[@]}"; do echo "$r"; done
+	printf '\nblackbox_exporter: best %s probes/s (%s, %s s each; exporter %s us CPU/probe)\n' \
+		"$BLACKBOX_RATE" "$BLACKBOX_RUNS" "$bb_duration" "$BLACKBOX_CPU_US"
+	printf 'ratio best upmon acked/s / blackbox probes/s: %s (P1 wants >= 1.0 and >= 2,500/s; but\n' \
+		"$(bench_ratio "${BEST_CPS:-0}" "$BLACKBOX_RATE")"
+	printf '  upmon only checks what is due: the ratio means something only where upmon is saturated)\n'
+} | tee -a "$RESULTS"
