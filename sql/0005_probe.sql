@@ -25,6 +25,57 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
 	SELECT floor(extract(epoch FROM ts) * 1000)::bigint
 $$;
 
+-- upmon_rollup_add (0002) again, same signature and meaning, in plpgsql: the SQL version
+-- is re-planned on every call together with the histogram helpers it calls (about 2 ms per
+-- result on the reference machine, the store's bottleneck); this one keeps its plan and
+-- computes the histogram bucket in place.
+CREATE OR REPLACE FUNCTION upmon_rollup_add(p_monitor_id uuid, p_owner_id uuid,
+    p_at timestamptz, p_ok boolean, p_latency_ms integer, p_downtime_seconds integer,
+    p_in_maintenance boolean) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+	bounds integer[] := upmon_latency_bounds();
+	nb     integer := cardinality(bounds);
+	b      integer := NULL;
+	h      integer[];
+	lat    integer := coalesce(p_latency_ms, 0);
+	maint  integer := CASE WHEN p_in_maintenance THEN 1 ELSE 0 END;
+BEGIN
+	h := array_fill(0, ARRAY[nb + 1]);
+	IF p_latency_ms IS NOT NULL THEN
+		b := nb + 1;
+		FOR i IN 1 .. nb LOOP
+			IF p_latency_ms <= bounds[i] THEN
+				b := i;
+				EXIT;
+			END IF;
+		END LOOP;
+		h[b] := 1;
+	END IF;
+	INSERT INTO check_rollups_hourly AS r (monitor_id, owner_id, hour, checks, failures,
+	    maintenance_checks, latency_count, latency_sum_ms, latency_max_ms, latency_hist,
+	    downtime_seconds)
+	VALUES (p_monitor_id, p_owner_id,
+	    date_trunc('hour', p_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+	    1 - maint,
+	    CASE WHEN p_in_maintenance OR p_ok THEN 0 ELSE 1 END,
+	    maint,
+	    CASE WHEN p_latency_ms IS NULL THEN 0 ELSE 1 END,
+	    lat, lat, h,
+	    least(coalesce(p_downtime_seconds, 0), 3600))
+	ON CONFLICT (monitor_id, hour) DO UPDATE SET
+	    checks = r.checks + EXCLUDED.checks,
+	    failures = r.failures + EXCLUDED.failures,
+	    maintenance_checks = r.maintenance_checks + EXCLUDED.maintenance_checks,
+	    latency_count = r.latency_count + EXCLUDED.latency_count,
+	    latency_sum_ms = r.latency_sum_ms + EXCLUDED.latency_sum_ms,
+	    latency_max_ms = greatest(r.latency_max_ms, EXCLUDED.latency_max_ms),
+	    latency_hist[coalesce(b, 1)] = r.latency_hist[coalesce(b, 1)]
+	        + CASE WHEN b IS NULL THEN 0 ELSE 1 END,
+	    downtime_seconds = least(r.downtime_seconds + EXCLUDED.downtime_seconds, 3600);
+END
+$$;
+
 -- items: a JSON array, sorted by (monitor_id, slot, attempt) by the caller so that
 -- concurrent batches lock monitor_state rows in one order. Each element:
 --   {"monitor_id": uuid, "owner_id": uuid, "slot": ms, "attempt": n, "retries": n,
@@ -127,7 +178,9 @@ BEGIN
 		END IF;
 
 		-- 4. final: the state machine, unless an older result than the last applied
-		v_maint := upmon_in_maintenance(v_mon, v_own, v_ts);
+		-- (most owners have no window: skip the costlier exact test for them)
+		v_maint := EXISTS (SELECT 1 FROM maintenance_windows w WHERE w.owner_id = v_own)
+		    AND upmon_in_maintenance(v_mon, v_own, v_ts);
 		v_new := st.s_status;
 		IF st.last_slot IS NULL OR (v_ts, v_att) > (st.last_slot, st.last_attempt) THEN
 			applied := true;
