@@ -271,6 +271,25 @@ test_refused(void)
 	CHECK_INT(r.timings.total_ms, >=, 0);
 }
 
+/* A name glibc refuses without asking any server (empty label): no traffic leaves. */
+static void
+test_dns_failure(void)
+{
+	struct upmon_task t;
+	struct probe_result r;
+
+	http_task(&t, "http://bad..invalid/");
+	r = run(&t, &cfg);
+	CHECK(!r.ok);
+	CHECK(!r.blocked);
+	CHECK_STR(r.error, "dns: could not resolve host bad..invalid");
+	CHECK_EQ(r.timings.connect_ms, -1);
+	tcp_task(&t, "bad..invalid", 80);
+	r = run(&t, &cfg);
+	CHECK(!r.ok);
+	CHECK_STR(r.error, "dns: could not resolve host bad..invalid");
+}
+
 static void
 test_timeout(void)
 {
@@ -770,6 +789,49 @@ test_submit_limits(void)
 	probe_engine_free(NULL);
 }
 
+static int
+count_fds(void)
+{
+	char path[64];
+	int fd, n = 0;
+
+	for (fd = 0; fd < 4096; fd++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		n += access(path, F_OK) == 0;
+	}
+	return n;
+}
+
+/* Every check closes its connection, TCP (connect-only) ones included. */
+static void
+test_no_fd_leak(void)
+{
+	struct probe_engine *e = NULL;
+	struct upmon_task t;
+	struct probe_result r;
+	void *ctx;
+	int i, kind, before;
+
+	REQUIRE(probe_engine_new(&cfg, &e) == 0);
+	before = count_fds();
+	for (i = 0; i < 400; i++) {
+		kind = i % 2;
+		if (kind == 0)
+			tcp_task(&t, "127.0.0.1", port1);
+		else
+			http_task(&t, "http://127.0.0.1:%d/ok", port1);
+		CHECK_EQ(probe_engine_submit(e, &t, NULL), 0);
+		upmon_task_release(&t);
+		while (probe_engine_next(e, &ctx, &r) == -EAGAIN)
+			REQUIRE(probe_engine_run(e, 1000, -1) >= 0);
+		CHECK(r.ok);
+		if (i < 4)	/* nothing stays open after a check, not even until the next */
+			CHECK_EQ(count_fds(), before);
+	}
+	CHECK_EQ(count_fds(), before);
+	probe_engine_free(e);
+}
+
 static void
 test_throughput(void)
 {
@@ -801,6 +863,7 @@ main(void)
 	RUN(test_up);
 	RUN(test_status_500);
 	RUN(test_refused);
+	RUN(test_dns_failure);
 	RUN(test_timeout);
 	RUN(test_keyword);
 	RUN(test_expected_ranges);
@@ -811,6 +874,7 @@ main(void)
 	RUN(test_tls);
 	RUN(test_ssrf);
 	RUN(test_submit_limits);
+	RUN(test_no_fd_leak);
 	RUN(test_concurrent);
 	RUN(test_throughput);
 	stop_servers();
