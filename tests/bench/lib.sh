@@ -54,16 +54,18 @@ bench_cleanup() {
 	fi
 }
 
-# Stops one process we started (SIGTERM, then SIGKILL after 10 s) and forgets it.
+# Stops one process we started (SIGTERM, then SIGKILL after 10 s) and forgets it; its exit
+# status goes to BENCH_LAST_STATUS.
 bench_stop_pid() {
 	local p=$1 n i keep=()
-	kill -TERM "$p" 2>/dev/null
+	kill -TERM "$p" 2>/dev/null || true
 	for ((n = 0; n < 100; n++)); do
 		kill -0 "$p" 2>/dev/null || break
 		sleep 0.1
 	done
-	kill -KILL "$p" 2>/dev/null
-	wait "$p" 2>/dev/null
+	kill -KILL "$p" 2>/dev/null || true
+	BENCH_LAST_STATUS=0
+	wait "$p" 2>/dev/null || BENCH_LAST_STATUS=$?
 	for i in "${BENCH_PIDS[@]}"; do
 		[[ $i == "$p" ]] || keep+=("$i")
 	done

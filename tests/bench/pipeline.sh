@@ -252,7 +252,7 @@ run_size() { # N INTERVAL
 
 	# Drain: stop the scheduler (it waits for its confirms), let the probe empty the queue.
 	local pub_final="?" left dead holes r1st missed fails
-	kill -TERM "$sp"
+	kill -TERM "$sp" 2>/dev/null || true
 	for ((i = 0; i < 100; i++)); do
 		if scrape "$sched_port" "$m.sched.2" 2>/dev/null; then
 			pub_final=$(($(metric "$m.sched.2" upmon_scheduler_tasks_published_total) - $(metric "$m.sched.2" upmon_scheduler_tasks_republished_total)))
