@@ -35,7 +35,7 @@ static const char SQL_SENT[] =
     "WHERE id = ANY($1::bigint[])";
 static const char SQL_FAILED[] =
     "UPDATE outbox SET attempts = attempts + 1, last_error = left($2, 1024), "
-    "next_attempt_at = now() + least(interval '200 milliseconds' * power(2, least(attempts, 9)), "
+    "next_attempt_at = now() + least(interval '1 second' * power(2, least(attempts, 6)), "
     "interval '60 seconds') WHERE id = $1::bigint";
 static const char SQL_PENDING[] = "SELECT count(*) FROM outbox WHERE sent_at IS NULL";
 
