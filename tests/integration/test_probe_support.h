@@ -30,6 +30,9 @@ struct tp_retry {
 
 static struct tp_retry tp_retry_cfg = { 3, 200, 800 };
 
+/* civetweb threads of the test target: /slow/<ms> holds one per request. */
+static int tp_target_threads = 64;
+
 /* ---- processes ----------------------------------------------------------------------- */
 
 /* Starts argv[0] with the extra "NAME=value" entries of env (NULL-terminated) added to the
@@ -112,7 +115,7 @@ struct tp_target {
 static inline void
 tp_target_start(struct tp_target *t, const char *dir)
 {
-	char bin[1024], pf[512], log[512], line[128];
+	char bin[1024], pf[512], log[512], line[128], threads[16];
 	char *argv[8];
 	FILE *f;
 	int i;
@@ -126,7 +129,8 @@ tp_target_start(struct tp_target *t, const char *dir)
 	argv[3] = (char *)"--port-file";
 	argv[4] = pf;
 	argv[5] = (char *)"--threads";
-	argv[6] = (char *)"64";
+	snprintf(threads, sizeof(threads), "%d", tp_target_threads);
+	argv[6] = threads;
 	argv[7] = NULL;
 	t->pid = tp_spawn(log, argv, NULL);
 	t->port = 0;
