@@ -316,6 +316,7 @@ open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
 {
 	struct upmon_ssrf_curl *st = clientp;
 	char why[UPMON_SSRF_WHY_MAX];
+	curl_socket_t fd;
 
 	(void)purpose;
 	if (upmon_ssrf_check(st->guard, &a->addr, a->addrlen, why, sizeof(why)) != 0) {
@@ -325,7 +326,10 @@ open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
 		}
 		return CURL_SOCKET_BAD;
 	}
-	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	if (fd < 0)
+		st->sock_errno = errno;
+	return fd;
 }
 
 int
@@ -338,10 +342,8 @@ upmon_ssrf_curl_attach(struct upmon_ssrf_curl *st, void *curl_easy)
 	rc |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	rc |= curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	rc |= curl_easy_setopt(c, CURLOPT_PROXY, "");
-	if (upmon_ssrf_enabled(st->guard)) {
-		rc |= curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-		rc |= curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, st);
-	}
+	rc |= curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+	rc |= curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, st);
 	return rc == CURLE_OK ? 0 : -EINVAL;
 }
 
@@ -350,4 +352,5 @@ upmon_ssrf_curl_reset(struct upmon_ssrf_curl *st)
 {
 	st->blocked = false;
 	st->why[0] = '\0';
+	st->sock_errno = 0;
 }

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -47,16 +48,31 @@ curl_text(struct probe_xfer *x, CURLcode code, char *buf, size_t size)
 	copy_line(buf, size, x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(code));
 }
 
+/* errno values that are the probe's own trouble, not the target's */
+static bool
+local_errno(long err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM ||
+	    err == EADDRNOTAVAIL;
+}
+
 static void
 os_error(struct probe_xfer *x, CURLcode code, struct probe_result *r, const char *prefix)
 {
 	char text[256];
 	long err = 0;
 
-	if (curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &err) == CURLE_OK && err != 0) {
+	if (x->ssrf.sock_errno != 0)
+		err = x->ssrf.sock_errno;
+	else if (curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &err) != CURLE_OK)
+		err = 0;
+	if (err != 0)
 		copy_line(text, sizeof(text), strerror((int)err));
-	} else {
+	else
 		curl_text(x, code, text, sizeof(text));
+	if (local_errno(err)) {
+		r->local_error = true;
+		prefix = "probe: ";
 	}
 	snprintf(r->error, sizeof(r->error), "%s%s", prefix, text);
 }
@@ -104,6 +120,10 @@ probe_error_from_curl(struct probe_xfer *x, CURLcode code, struct probe_result *
 	case CURLE_SSL_CIPHER:
 	case CURLE_SSL_CACERT_BADFILE:
 		snprintf(r->error, sizeof(r->error), "tls: %s", text);
+		break;
+	case CURLE_OUT_OF_MEMORY:
+		r->local_error = true;
+		snprintf(r->error, sizeof(r->error), "probe: out of memory");
 		break;
 	case CURLE_GOT_NOTHING:
 		snprintf(r->error, sizeof(r->error), "empty reply from server");

@@ -39,6 +39,9 @@ struct probe_result {
 	int cert_days_left;		/* when has_cert: whole days until notAfter (may be < 0) */
 	int64_t cert_not_after_ms;	/* when has_cert: notAfter, Unix ms */
 	bool blocked;			/* the SSRF guard refused an address: nothing connected */
+	bool local_error;		/* the probe itself failed (out of file descriptors,
+					 * local ports or memory): says nothing about the target;
+					 * treat as a processing failure (retry), not as down */
 	char error[UPMON_ERROR_MAX + 1];	/* "" when ok, else one lowercase line */
 };
 

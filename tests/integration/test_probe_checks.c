@@ -832,6 +832,44 @@ test_no_fd_leak(void)
 	probe_engine_free(e);
 }
 
+/* Out of file descriptors is the probe's problem, not the target's: local_error. */
+static void
+test_local_error(void)
+{
+	struct probe_engine *e = NULL;
+	struct upmon_task t;
+	struct probe_result r;
+	struct rlimit saved, low;
+	void *ctx;
+	int lowest;
+
+	REQUIRE(probe_engine_new(&cfg, &e) == 0);
+	http_task(&t, "http://127.0.0.1:%d/ok", port1);
+	REQUIRE(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+	REQUIRE((lowest = dup(0)) >= 0);	/* the lowest free descriptor number */
+	close(lowest);
+	low = saved;
+	low.rlim_cur = (rlim_t)lowest;		/* no new descriptor can be opened */
+	REQUIRE(setrlimit(RLIMIT_NOFILE, &low) == 0);
+	CHECK_EQ(probe_engine_submit(e, &t, NULL), 0);
+	while (probe_engine_next(e, &ctx, &r) == -EAGAIN)
+		if (probe_engine_run(e, 1000, -1) < 0)
+			break;
+	REQUIRE(setrlimit(RLIMIT_NOFILE, &saved) == 0);
+	CHECK(!r.ok);
+	CHECK(r.local_error);
+	CHECK(!r.blocked);
+	CHECK_STR(r.error, "probe: too many open files");
+	/* and the same engine works again */
+	CHECK_EQ(probe_engine_submit(e, &t, NULL), 0);
+	while (probe_engine_next(e, &ctx, &r) == -EAGAIN)
+		REQUIRE(probe_engine_run(e, 1000, -1) >= 0);
+	CHECK(r.ok);
+	CHECK(!r.local_error);
+	upmon_task_release(&t);
+	probe_engine_free(e);
+}
+
 static void
 test_throughput(void)
 {
@@ -875,6 +913,7 @@ main(void)
 	RUN(test_ssrf);
 	RUN(test_submit_limits);
 	RUN(test_no_fd_leak);
+	RUN(test_local_error);
 	RUN(test_concurrent);
 	RUN(test_throughput);
 	stop_servers();

@@ -54,21 +54,23 @@ int upmon_ssrf_check(const struct upmon_ssrf *g, const struct sockaddr *sa, sock
  * on the easy handle curl_easy (a CURL *):
  *   CURLOPT_OPENSOCKETFUNCTION  every address curl is about to connect to (after DNS, on every
  *                               redirect and retry) goes through upmon_ssrf_check()
- *                               (only when the guard is enabled),
+ *                               (which allows everything when the guard is off),
  *   CURLOPT_PROTOCOLS_STR and CURLOPT_REDIR_PROTOCOLS_STR "http,https",
  *   CURLOPT_PROXY ""            no proxy, whatever the environment says.
  * st must stay valid while the transfer runs; st->guard is read then. The callback sets
  * st->blocked and st->why when it refuses an address (curl then reports
- * CURLE_COULDNT_CONNECT, or tries the next address of the name); clear them with
+ * CURLE_COULDNT_CONNECT, or tries the next address of the name), and st->sock_errno when
+ * socket() itself fails (EMFILE: a local problem, not the target's); clear them with
  * upmon_ssrf_curl_reset() before reusing st. Returns 0 or -EINVAL (curl refused an option).
  */
 struct upmon_ssrf_curl {
 	const struct upmon_ssrf *guard;
 	bool blocked;
 	char why[UPMON_SSRF_WHY_MAX];
+	int sock_errno;			/* errno of a failed socket() in the callback, else 0 */
 };
 int upmon_ssrf_curl_attach(struct upmon_ssrf_curl *st, void *curl_easy);
-/* Clears st->blocked and st->why (keeps st->guard). */
+/* Clears st->blocked, st->why and st->sock_errno (keeps st->guard). */
 void upmon_ssrf_curl_reset(struct upmon_ssrf_curl *st);
 
 #endif
