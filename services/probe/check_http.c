@@ -244,6 +244,8 @@ http_finish(struct probe_xfer *x, CURLcode code, struct probe_result *r)
 	r->status_code = status >= 100 && status <= 599 ? (int)status : 0;
 	if (x->https && r->timings.tls_ms >= 0)
 		read_cert(x, r);
+	if (code == CURLE_WRITE_ERROR && x->body_stopped)
+		code = CURLE_OK;	/* the body cap was reached: the response is judged on it */
 	if (code != CURLE_OK) {
 		probe_error_from_curl(x, code, r);
 		return;

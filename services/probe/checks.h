@@ -43,6 +43,8 @@ struct probe_xfer {
 	char *body;			/* owned, grown up to body_max */
 	size_t body_len, body_cap, body_max;
 	bool body_truncated;		/* the response was longer than body_max */
+	bool body_stopped;		/* ... so the write callback stopped the transfer */
+	unsigned long long body_seen;	/* response body bytes received */
 
 	struct probe_result result;
 };

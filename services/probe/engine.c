@@ -114,23 +114,17 @@ probe_engine_free(struct probe_engine *e)
 	free(e);
 }
 
-/* The write callback: keeps up to body_max bytes when a keyword is set, discards the rest. */
-static size_t
-on_body(char *data, size_t size, size_t nmemb, void *arg)
+/* Appends up to len bytes to the kept body, never beyond body_max. */
+static void
+keep_bytes(struct probe_xfer *x, const char *data, size_t len)
 {
-	struct probe_xfer *x = arg;
-	size_t len = size * nmemb, take, cap;
+	size_t take = x->body_max - x->body_len, cap;
 	char *p;
 
-	if (!x->keep_body || len == 0)
-		return len;
-	take = x->body_max - x->body_len;
 	if (take > len)
 		take = len;
-	if (take < len)
-		x->body_truncated = true;
 	if (take == 0)
-		return len;
+		return;
 	if (x->body_len + take > x->body_cap) {
 		cap = x->body_cap ? x->body_cap : 16384;
 		while (cap < x->body_len + take)
@@ -138,15 +132,34 @@ on_body(char *data, size_t size, size_t nmemb, void *arg)
 		if (cap > x->body_max)
 			cap = x->body_max;
 		if ((p = realloc(x->body, cap)) == NULL) {
-			x->body_truncated = true;
-			return len;
+			x->body_truncated = true;	/* search what we have */
+			return;
 		}
 		x->body = p;
 		x->body_cap = cap;
 	}
 	memcpy(x->body + x->body_len, data, take);
 	x->body_len += take;
-	return len;
+}
+
+/* The write callback: keeps the body (up to body_max bytes) when a keyword is set, else
+ * discards it; once more than body_max bytes arrived it stops the transfer (curl then
+ * reports CURLE_WRITE_ERROR, which the HTTP check takes as a complete, truncated response). */
+static size_t
+on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct probe_xfer *x = arg;
+	size_t len = size * nmemb;
+
+	x->body_seen += len;
+	if (x->body_seen > x->body_max) {
+		x->body_truncated = true;
+		x->body_stopped = true;
+		len -= (size_t)(x->body_seen - x->body_max);
+	}
+	if (x->keep_body && len > 0)
+		keep_bytes(x, data, len);
+	return x->body_stopped ? 0 : size * nmemb;
 }
 
 static struct probe_xfer *
@@ -208,6 +221,8 @@ xfer_prepare(struct probe_engine *e, struct probe_xfer *x, const struct upmon_ta
 	x->body_len = 0;
 	x->body_max = e->max_body;
 	x->body_truncated = false;
+	x->body_stopped = false;
+	x->body_seen = 0;
 	memset(&x->result, 0, sizeof(x->result));
 	x->result.timings.dns_ms = x->result.timings.connect_ms = -1;
 	x->result.timings.tls_ms = x->result.timings.first_byte_ms = -1;

@@ -353,6 +353,52 @@ test_keyword(void)
 	CHECK(r.ok);
 }
 
+/* A body over max_body_bytes is not read to its end, keyword or not. */
+static void
+test_body_cap(void)
+{
+	struct upmon_task t;
+	struct probe_result r;
+	struct probe_engine_config small = cfg;
+	long req0, conn0, req1, conn1;
+
+	small.max_body_bytes = 1000;
+	http_task(&t, "http://127.0.0.1:%d/bytes/50000000", port1);
+	r = run(&t, &small);
+	CHECK(r.ok);
+	CHECK_EQ(r.status_code, 200);
+	CHECK_STR(r.error, "");
+	CHECK_INT(r.latency_ms, <, 1000);
+
+	http_task(&t, "http://127.0.0.1:%d/bytes/50000000", port1);
+	t.check.keyword = strdup("xxxx");
+	r = run(&t, &small);
+	CHECK(r.ok);
+
+	http_task(&t, "http://127.0.0.1:%d/bytes/50000000", port1);
+	t.check.keyword = strdup("y");
+	r = run(&t, &small);
+	CHECK(!r.ok);
+	CHECK_STR(r.error, "keyword \"y\" not found in the first 1000 bytes (response larger)");
+
+	/* exactly the cap is a whole response */
+	http_task(&t, "http://127.0.0.1:%d/bytes/1000", port1);
+	t.check.keyword = strdup("y");
+	r = run(&t, &small);
+	CHECK(!r.ok);
+	CHECK_STR(r.error, "keyword \"y\" not found");
+
+	/* status is still judged */
+	stats(&req0, &conn0);
+	http_task(&t, "http://127.0.0.1:%d/status/503", port1);
+	t.check.keyword = strdup("status");
+	r = run(&t, &small);
+	CHECK(!r.ok);
+	CHECK_STR(r.error, "status 503 not in 200-299");
+	stats(&req1, &conn1);
+	CHECK_EQ(conn1 - conn0, 2);
+}
+
 static void
 test_expected_ranges(void)
 {
@@ -904,6 +950,7 @@ main(void)
 	RUN(test_dns_failure);
 	RUN(test_timeout);
 	RUN(test_keyword);
+	RUN(test_body_cap);
 	RUN(test_expected_ranges);
 	RUN(test_redirects);
 	RUN(test_max_latency);

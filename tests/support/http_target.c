@@ -13,6 +13,7 @@
  *   /status/<code>    <code> (100..599) with body "status <code>\n"
  *   /slow/<ms>        sleeps ms (0..60000), then 200 "slow ok\n"
  *   /redirect?to=URL  302 to URL
+ *   /bytes/<n>        200 with n (0..67108864) bytes of 'x'
  *   /echo             200 with the method, the request headers and the body (capped)
  *   /stats            {"requests":N,"connections":M}: requests answered and TCP connections
  *                     accepted, counted from start-up (a connection counts even when it sends
@@ -34,6 +35,7 @@
 #define MAX_LISTEN	8
 #define MAX_ECHO	65536	/* request body bytes echoed */
 #define MAX_SLOW_MS	60000
+#define MAX_BYTES	(64L * 1024 * 1024)
 
 static atomic_ulong nrequests;
 static atomic_ulong nconnections;
@@ -128,6 +130,30 @@ serve_echo(struct mg_connection *conn)
 }
 
 static int
+serve_bytes(struct mg_connection *conn, long n)
+{
+	const struct mg_request_info *ri = mg_get_request_info(conn);
+	char chunk[16384], clen[32];
+	long left;
+	int w;
+
+	memset(chunk, 'x', sizeof(chunk));
+	snprintf(clen, sizeof(clen), "%ld", n);
+	mg_response_header_start(conn, 200);
+	mg_response_header_add(conn, "Content-Type", "text/plain", -1);
+	mg_response_header_add(conn, "Content-Length", clen, -1);
+	mg_response_header_send(conn);
+	if (strcmp(ri->request_method, "HEAD") == 0)
+		return 200;
+	for (left = n; left > 0; left -= w) {
+		w = left > (long)sizeof(chunk) ? (int)sizeof(chunk) : (int)left;
+		if (mg_write(conn, chunk, (size_t)w) <= 0)
+			break;	/* the client stopped reading */
+	}
+	return 200;
+}
+
+static int
 serve_redirect(struct mg_connection *conn)
 {
 	const struct mg_request_info *ri = mg_get_request_info(conn);
@@ -165,6 +191,8 @@ handle(struct mg_connection *conn, void *cbdata)
 			;
 		return reply_str(conn, 200, "slow ok\n");
 	}
+	if (strncmp(uri, "/bytes/", 7) == 0 && upmon_parse_long(uri + 7, 0, MAX_BYTES, &v) == 0)
+		return serve_bytes(conn, v);
 	if (strcmp(uri, "/redirect") == 0)
 		return serve_redirect(conn);
 	if (strcmp(uri, "/stats") == 0) {
