@@ -408,7 +408,7 @@ take_one(struct wthread *t, struct wtask *wt)
 		task_ctx(wt);
 		rc = upmon_amqp_dead_letter(t->amqp, &wt->d, reason, w->cfg.confirm_timeout_ms);
 		if (rc == 0) {
-			log_warnx("dead-lettered: %s", reason);
+			/* upmon_amqp_dead_letter logged it with the reason */
 			atomic_fetch_add(&w->dead_undecodable, 1);
 			upmon_counter_inc(w->m.dead_undecodable);
 			task_ack(t, wt);
