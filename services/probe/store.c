@@ -274,6 +274,7 @@ probe_store_apply(struct probe_store *s, struct probe_item *items, size_t n)
 {
 	struct upmon_db_error err = { 0 };
 	struct timespec t0, t1;
+	char errbuf[sizeof(items->errmsg)];
 	size_t i, m = 0;
 	int rc;
 
@@ -285,7 +286,13 @@ probe_store_apply(struct probe_store *s, struct probe_item *items, size_t n)
 	s->nextra = 0;
 	for (i = 0; i < n; i++) {
 		item_reset(&items[i]);
-		if (!probe_store_uuid_ok(items[i].task->monitor_id) ||
+		if (items[i].result.local_error) {
+			/* the probe's own failure says nothing about the target: not stored, the
+			 * caller retries the task like any processing failure */
+			snprintf(errbuf, sizeof(errbuf), "probe failure: %.200s",
+			    items[i].result.error);
+			fail_item(&items[i], UPMON_DB_E_INVALID, errbuf);
+		} else if (!probe_store_uuid_ok(items[i].task->monitor_id) ||
 		    !probe_store_uuid_ok(items[i].task->owner_id))
 			items[i].outcome = PROBE_ITEM_GONE;	/* no such monitor can exist */
 		else
@@ -323,9 +330,13 @@ probe_store_apply(struct probe_store *s, struct probe_item *items, size_t n)
 		}
 	s->nextra = m;
 	count_outcomes(s, s->order, m);
-	for (i = 0; i < n; i++)
-		if (items[i].outcome == PROBE_ITEM_GONE && !probe_store_uuid_ok(items[i].task->monitor_id))
+	for (i = 0; i < n; i++) {
+		if (items[i].result.local_error)
+			upmon_counter_inc(s->m_results[PROBE_ITEM_FAILED]);
+		else if (!probe_store_uuid_ok(items[i].task->monitor_id) ||
+		    !probe_store_uuid_ok(items[i].task->owner_id))
 			upmon_counter_inc(s->m_results[PROBE_ITEM_GONE]);
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	upmon_histogram_observe(s->m_commit, (double)(t1.tv_sec - t0.tv_sec) +
 	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);

@@ -485,6 +485,16 @@ test_batch_isolation(void)
 	CHECK_CONTAINS(it[2].errmsg, "partition");
 	CHECK_EQ(it[3].outcome, PROBE_ITEM_STORED);
 	CHECK_EQ(qnum("SELECT count(*) FROM check_results WHERE monitor_id = $1::uuid", mon[3]), 1);
+	/* the probe's own failure (out of descriptors...) is not the target's: FAILED, unstored */
+	t[2].scheduled_at = base;
+	upmon_task_id_format(t[2].task_id, sizeof(t[2].task_id), mon[2], t[2].scheduled_at, 1);
+	item_fill(&it[2], &t[2], 0);
+	it[2].result.local_error = true;
+	snprintf(it[2].result.error, sizeof(it[2].result.error), "socket: too many open files");
+	CHECK_EQ(probe_store_apply(s, &it[2], 1), 0);
+	CHECK_EQ(it[2].outcome, PROBE_ITEM_FAILED);
+	CHECK_CONTAINS(it[2].errmsg, "too many open files");
+	CHECK_EQ(qnum("SELECT count(*) FROM check_results WHERE monitor_id = $1::uuid", mon[2]), 0);
 	for (i = 0; i < 4; i++)
 		upmon_task_release(&t[i]);
 	probe_store_free(s);
