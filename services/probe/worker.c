@@ -71,7 +71,7 @@ struct worker_metrics {
 	struct upmon_gauge *inflight;
 	struct upmon_counter *acked, *retried, *dead_undecodable, *dead_attempts;
 	struct upmon_counter *duplicate, *gone, *redelivered;
-	struct upmon_histogram *batch_size, *commit_seconds;
+	struct upmon_histogram *batch_size;	/* commit time: the store's histogram */
 };
 
 struct probe_worker {
@@ -136,8 +136,6 @@ worker_metrics_init(struct worker_metrics *m, struct upmon_metrics *reg)
 	    "Deliveries the broker marked as redelivered.", NULL);
 	m->batch_size = upmon_metrics_histogram(reg, "upmon_probe_commit_batch_size",
 	    "Results per group commit.", sizes, sizeof(sizes) / sizeof(sizes[0]), NULL);
-	m->commit_seconds = upmon_metrics_histogram(reg, "upmon_probe_commit_seconds",
-	    "Duration of one group commit.", secs, sizeof(secs) / sizeof(secs[0]), NULL);
 }
 
 /* ---- one task's end ------------------------------------------------------------------ */
@@ -292,7 +290,6 @@ batch_commit(struct wthread *t)
 	struct wtask *wt;
 	char error[WORKER_ERROR_MAX];
 	size_t i, n = t->nbatch;
-	int64_t t0;
 	int rc;
 
 	if (n == 0)
@@ -303,9 +300,7 @@ batch_commit(struct wthread *t)
 		it->task = &t->batch[i]->task;
 		it->result = t->batch[i]->result;
 	}
-	t0 = upmon_mono_ms();
 	rc = probe_store_apply(t->store, t->items, n);
-	upmon_histogram_observe(w->m.commit_seconds, (double)(upmon_mono_ms() - t0) / 1000.0);
 	upmon_histogram_observe(w->m.batch_size, (double)n);
 	t->nbatch = 0;
 	if (rc != 0) {
