@@ -124,6 +124,10 @@ int sched_monitor_from_row(const struct pg_result *res, int row, struct upmon_ta
  * Returns 0 or a negative UPMON_DB_E_* code (the table then holds what was read). */
 int sched_monitors_load_all(struct sched_monitors *t, struct upmon_db *db, int batch,
     sched_change_fn fn, sched_tick_fn tick, void *arg, size_t *nloaded);
+/* The periodic safety net: compares (id, updated_at) pages with the table, reloads what
+ * changed, removes what is gone. Sets *nchanged. Returns 0 or a negative UPMON_DB_E_* code. */
+int sched_monitors_reconcile(struct sched_monitors *t, struct upmon_db *db, int batch,
+    sched_change_fn fn, sched_tick_fn tick, void *arg, size_t *nchanged);
 /* Reloads one monitor by id: adds, updates or removes it (paused or deleted). */
 int sched_monitors_load_one(struct sched_monitors *t, struct upmon_db *db, const char *id,
     sched_change_fn fn, void *arg);

@@ -44,6 +44,7 @@ struct sched {
 	char (*pending)[UPMON_ID_MAX + 1];
 	size_t npending;
 	bool reload_all;
+	bool initial;			/* the load on gaining leadership: heap built after */
 	bool db_ready, amqp_ready;
 };
 
@@ -65,6 +66,8 @@ on_change(void *arg, uint32_t no, enum sched_change what)
 	switch (what) {
 	case SCHED_ADDED:
 	case SCHED_REGRID:
+		if (s->initial)
+			break;
 		if (sched_heap_set(&s->heap, no, sched_next_slot(m->phase_ms,
 		    m->task.interval_seconds, s->add_from)) != 0)
 			log_warnx("out of memory scheduling monitor %s", m->task.monitor_id);
@@ -162,30 +165,42 @@ become_standby(struct sched *s, const char *why)
 	log_info("standby: %s", why);
 }
 
+/*
+ * Loads every monitor, then schedules each at its first slot >= the time the load ended:
+ * slots that fell due while no leader ran (since published_through) or during the load are
+ * skipped and counted, never replayed as a burst.
+ */
 static void
 become_leader(struct sched *s)
 {
-	int64_t t0 = upmon_mono_ms(), start, pt = 0;
+	int64_t t0 = upmon_mono_ms(), now, pt = 0;
 	uint64_t missed = 0;
+	bool have_pt;
 	struct sched_mon *m;
 	size_t n = 0;
 	uint32_t no;
 	int rc;
 
-	start = wall_us() / 1000;
-	if ((rc = full_load(s, INITIAL_BATCH, &n)) != 0) {
+	s->initial = true;
+	rc = full_load(s, INITIAL_BATCH, &n);
+	s->initial = false;
+	if (rc != 0) {
 		become_standby(s, "loading monitors failed");
 		return;
 	}
 	malloc_trim(0);
-	/* slots in (published_through, start) were published by nobody */
-	if (sched_leader_published_through(&s->leader, &pt) == 0 && pt < start) {
-		for (no = 0; no < s->mons.nno; no++) {
-			m = s->mons.byno[no];
-			if (m != NULL && !m->invalid)
-				missed += (uint64_t)sched_slots_between(m->phase_ms,
-				    m->task.interval_seconds, pt, start);
-		}
+	have_pt = sched_leader_published_through(&s->leader, &pt) == 0;
+	now = wall_us() / 1000;
+	for (no = 0; no < s->mons.nno; no++) {
+		m = s->mons.byno[no];
+		if (m == NULL || m->invalid)
+			continue;
+		if (have_pt && pt < now)
+			missed += (uint64_t)sched_slots_between(m->phase_ms,
+			    m->task.interval_seconds, pt, now);
+		if (sched_heap_set(&s->heap, no, sched_next_slot(m->phase_ms,
+		    m->task.interval_seconds, now)) != 0)
+			log_warnx("out of memory scheduling monitor %s", m->task.monitor_id);
 	}
 	upmon_counter_add(s->metrics.missed, missed);
 	upmon_gauge_set(s->metrics.leader, 1);
@@ -290,13 +305,22 @@ leader_turn(struct sched *s)
 	size_t n;
 
 	follow_changes(s);
-	if (s->reload_all || now >= s->next_reconcile) {
+	if (s->reload_all) {
 		if (full_load(s, (int)s->ctx->settings->load_batch, &n) == 0) {
 			s->reload_all = false;
 			s->next_reconcile = now + s->ctx->settings->reconcile_s * 1000;
+		}
+	} else if (now >= s->next_reconcile) {
+		s->add_from = wall_us() / 1000;
+		if (sched_monitors_reconcile(&s->mons, s->ctx->db,
+		    (int)s->ctx->settings->load_batch, on_change, tick, s, &n) == 0) {
+			s->next_reconcile = now + s->ctx->settings->reconcile_s * 1000;
+			if (n > 0)
+				log_info("reconcile: %zu monitors changed without a notification", n);
 		} else {
 			s->next_reconcile = now + 1000;
 		}
+		update_gauges(s);
 	}
 	publish_due(s);
 	if (now >= s->next_state) {
