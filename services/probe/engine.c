@@ -21,7 +21,7 @@
 #define DEFAULT_MAX_INFLIGHT	1024
 #define DEFAULT_USER_AGENT	"upmon-probe/" PROBE_VERSION
 #define DNS_CACHE_SECONDS	30L
-#define BODY_KEEP_CAP		(64 * 1024)	/* larger body buffers are freed after a check */
+#define BODY_KEEP_CAP		(64 * 1024)	/* bigger body buffers are freed after use */
 
 struct probe_engine {
 	CURLM *multi;

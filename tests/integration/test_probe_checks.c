@@ -552,7 +552,8 @@ test_methods(void)
 	CHECK_STR(r.error, "");
 	r = echo(UPMON_HTTP_POST, "{\"hello\":\"world\"}", "header X-Upmon-Test: abc 123\n");
 	CHECK(r.ok);
-	r = echo(UPMON_HTTP_POST, "{\"hello\":\"world\"}", "header Content-Type: application/json\n");
+	r = echo(UPMON_HTTP_POST, "{\"hello\":\"world\"}",
+	    "header Content-Type: application/json\n");
 	CHECK(r.ok);
 	r = echo(UPMON_HTTP_POST, "{\"hello\":\"world\"}", "body\n{\"hello\":\"world\"}");
 	CHECK(r.ok);

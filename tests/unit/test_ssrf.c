@@ -233,7 +233,8 @@ test_allowlist_errors(void)
 	expect_parse_error("10.0.0.0/8,", "empty entry");
 	expect_parse_error("10.0.0.0/8,,::1", "empty entry");
 	expect_parse_error(",", "empty entry");
-	expect_parse_error("1111:2222:3333:4444:5555:6666:7777:8888:9999:aaaa:bbbb:cccc:dddd:eeee", "over-long");
+	expect_parse_error("1111:2222:3333:4444:5555:6666:7777:8888:9999:aaaa:bbbb:cccc:dddd:eeee",
+	    "over-long");
 	/* blank means none; a disabled guard allows everything */
 	CHECK_EQ(upmon_ssrf_new(true, "  ", &g, NULL, 0), 0);
 	CHECK(upmon_ssrf_enabled(g));

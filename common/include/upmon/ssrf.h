@@ -67,7 +67,7 @@ struct upmon_ssrf_curl {
 	const struct upmon_ssrf *guard;
 	bool blocked;
 	char why[UPMON_SSRF_WHY_MAX];
-	int sock_errno;			/* errno of a failed socket() in the callback, else 0 */
+	int sock_errno;			/* errno of a failed socket() there, else 0 */
 };
 int upmon_ssrf_curl_attach(struct upmon_ssrf_curl *st, void *curl_easy);
 /* Clears st->blocked, st->why and st->sock_errno (keeps st->guard). */
