@@ -76,6 +76,33 @@ BEGIN
 END
 $$;
 
+-- Histogram helpers of the batch rollup: counts of 1-based bucket numbers, and the sum of
+-- two histograms (plpgsql: planned once per session, unlike the SQL helpers of 0002).
+CREATE FUNCTION upmon_probe_hist(buckets integer[]) RETURNS integer[]
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+	h integer[] := array_fill(0, ARRAY[cardinality(upmon_latency_bounds()) + 1]);
+	b integer;
+BEGIN
+	FOREACH b IN ARRAY coalesce(buckets, '{}') LOOP
+		h[b] := h[b] + 1;
+	END LOOP;
+	RETURN h;
+END
+$$;
+
+CREATE FUNCTION upmon_probe_hist_add(a integer[], b integer[]) RETURNS integer[]
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+	h integer[] := a;
+BEGIN
+	FOR i IN 1 .. cardinality(b) LOOP
+		h[i] := coalesce(h[i], 0) + b[i];
+	END LOOP;
+	RETURN h;
+END
+$$;
+
 -- items: a JSON array, sorted by (monitor_id, slot, attempt) by the caller so that
 -- concurrent batches lock monitor_state rows in one order. Each element:
 --   {"monitor_id": uuid, "owner_id": uuid, "slot": ms, "attempt": n, "retries": n,
@@ -89,14 +116,53 @@ $$;
 --   older result), status / previous (after / before), since_ms (last status change),
 --   at_ms (now), alert_kind ('down' | 'recovery' | NULL), alert_id (NULL when no alert or
 --   when its dedup_key existed), outage_s (recovery), name, target.
+-- Set-based where it can be: one statement locks and reads every state row, one inserts
+-- every result, one updates every changed state row, one upserts the rollups; the state
+-- machine itself runs per item in memory (items of one monitor in order).
 CREATE FUNCTION upmon_probe_apply(items jsonb)
 RETURNS TABLE (n integer, outcome smallint, final boolean, applied boolean, status text,
     previous text, since_ms bigint, at_ms bigint, alert_kind text, alert_id uuid,
     outage_s bigint, name text, target text)
 LANGUAGE plpgsql AS $$
 DECLARE
+	bounds   integer[] := upmon_latency_bounds();
+	pos      jsonb;
+	ins      jsonb;
+	-- the state rows, by position k (pos: monitor id -> k)
+	s_id     uuid[];
+	s_own    uuid[];
+	s_status text[];
+	s_fail   integer[];
+	s_succ   integer[];
+	s_slot   timestamptz[];
+	s_att    integer[];
+	s_change timestamptz[];
+	s_down   timestamptz[];
+	s_alert  timestamptz[];
+	s_cert   integer[];
+	s_gone   boolean[];
+	s_name   text[];
+	s_target text[];
+	s_fth    integer[];
+	s_rth    integer[];
+	s_dirty  boolean[];
+	s_ok     boolean[];
+	s_code   integer[];
+	s_lat    integer[];
+	s_err    text[];
+	-- rollup rows
+	r_mon    uuid[] := '{}';
+	r_own    uuid[] := '{}';
+	r_hour   timestamptz[] := '{}';
+	r_ok     boolean[] := '{}';
+	r_lat    integer[] := '{}';
+	r_b      integer[] := '{}';
+	r_down   integer[] := '{}';
+	r_maint  boolean[] := '{}';
 	e        jsonb;
 	ord      bigint;
+	k        integer;
+	v_key    text;
 	v_mon    uuid;
 	v_own    uuid;
 	v_slot   bigint;
@@ -106,14 +172,79 @@ DECLARE
 	v_err    text;
 	v_lat    integer;
 	v_cert   integer;
-	v_rows   integer;
 	v_maint  boolean;
 	v_new    text;
-	v_succ   integer;
-	v_fail   integer;
-	v_dedup  text;
-	st       record;
+	v_now    timestamptz := now();
 BEGIN
+	at_ms := upmon_ts_to_ms(v_now);
+
+	-- 1. lock and read the state of every monitor of the batch, in monitor order
+	SELECT array_agg(x.monitor_id ORDER BY x.monitor_id),
+	       array_agg(x.owner_id ORDER BY x.monitor_id),
+	       array_agg(x.status ORDER BY x.monitor_id),
+	       array_agg(x.consecutive_failures ORDER BY x.monitor_id),
+	       array_agg(x.consecutive_successes ORDER BY x.monitor_id),
+	       array_agg(x.last_slot ORDER BY x.monitor_id),
+	       array_agg(x.last_attempt ORDER BY x.monitor_id),
+	       array_agg(x.last_change_at ORDER BY x.monitor_id),
+	       array_agg(x.down_since ORDER BY x.monitor_id),
+	       array_agg(x.last_alert_at ORDER BY x.monitor_id),
+	       array_agg(x.cert_days_left ORDER BY x.monitor_id),
+	       array_agg(x.gone ORDER BY x.monitor_id),
+	       array_agg(x.m_name ORDER BY x.monitor_id),
+	       array_agg(x.m_target ORDER BY x.monitor_id),
+	       array_agg(x.failure_threshold ORDER BY x.monitor_id),
+	       array_agg(x.recovery_threshold ORDER BY x.monitor_id),
+	       array_agg(false ORDER BY x.monitor_id),
+	       array_agg(x.last_ok ORDER BY x.monitor_id),
+	       array_agg(x.last_status_code ORDER BY x.monitor_id),
+	       array_agg(x.last_latency_ms ORDER BY x.monitor_id),
+	       array_agg(x.last_error ORDER BY x.monitor_id)
+	  INTO s_id, s_own, s_status, s_fail, s_succ, s_slot, s_att, s_change, s_down, s_alert,
+	       s_cert, s_gone, s_name, s_target, s_fth, s_rth, s_dirty, s_ok, s_code, s_lat,
+	       s_err
+	  FROM (SELECT s.monitor_id, s.owner_id, s.status, s.consecutive_failures,
+	               s.consecutive_successes, s.last_slot, s.last_attempt, s.last_change_at,
+	               s.down_since, s.last_alert_at, s.cert_days_left, s.last_ok,
+	               s.last_status_code, s.last_latency_ms, s.last_error,
+	               (s.status = 'paused' OR m.paused) AS gone, m.name AS m_name,
+	               CASE WHEN m.type = 'http' THEN m.url ELSE m.host || ':' || m.port END
+	                   AS m_target,
+	               m.failure_threshold, m.recovery_threshold
+	          FROM monitor_state s JOIN monitors m ON m.id = s.monitor_id
+	               AND m.owner_id = s.owner_id
+	         WHERE s.monitor_id IN (SELECT DISTINCT (j->>'monitor_id')::uuid
+	                                  FROM jsonb_array_elements(items) AS j)
+	         ORDER BY s.monitor_id
+	           FOR UPDATE OF s) AS x;
+	SELECT coalesce(jsonb_object_agg(u.id::text, u.k), '{}') INTO pos
+	  FROM unnest(s_id) WITH ORDINALITY AS u(id, k);
+
+	-- 2. every result row of a live monitor, idempotent on the task identity
+	WITH inserted AS (
+		INSERT INTO check_results (monitor_id, owner_id, scheduled_at, attempt, final, ok,
+		    status_code, latency_ms, dns_ms, connect_ms, tls_ms, first_byte_ms, total_ms,
+		    error, cert_days_left, probe_host)
+		SELECT (j->>'monitor_id')::uuid, (j->>'owner_id')::uuid,
+		    upmon_ms_to_ts((j->>'slot')::bigint), (j->>'attempt')::integer,
+		    (j->>'ok')::boolean OR (j->>'attempt')::integer > (j->>'retries')::integer,
+		    (j->>'ok')::boolean, (j->>'status_code')::smallint,
+		    (j->>'latency_ms')::integer, (j->>'dns_ms')::integer,
+		    (j->>'connect_ms')::integer, (j->>'tls_ms')::integer,
+		    (j->>'first_byte_ms')::integer, (j->>'total_ms')::integer, j->>'error',
+		    (j->>'cert_days_left')::integer, j->>'probe_host'
+		  FROM jsonb_array_elements(items) AS j
+		 WHERE pos ? (j->>'monitor_id')
+		   AND s_own[(pos->>(j->>'monitor_id'))::integer] = (j->>'owner_id')::uuid
+		   AND NOT s_gone[(pos->>(j->>'monitor_id'))::integer]
+		ON CONFLICT DO NOTHING
+		RETURNING check_results.monitor_id, check_results.scheduled_at,
+		    check_results.attempt)
+	SELECT coalesce(jsonb_object_agg(i.monitor_id::text || ':' ||
+	    upmon_ts_to_ms(i.scheduled_at) || ':' || i.attempt, true), '{}')
+	  INTO ins FROM inserted AS i;
+
+	-- 3, 4. per item, in order
 	FOR e, ord IN SELECT x.e, x.o FROM jsonb_array_elements(items) WITH ORDINALITY AS x(e, o)
 	    ORDER BY x.o
 	LOOP
@@ -121,131 +252,113 @@ BEGIN
 		v_mon := (e->>'monitor_id')::uuid;
 		v_own := (e->>'owner_id')::uuid;
 		v_slot := (e->>'slot')::bigint;
-		v_ts := upmon_ms_to_ts(v_slot);
 		v_att := (e->>'attempt')::integer;
 		v_ok := (e->>'ok')::boolean;
-		v_err := e->>'error';
-		v_lat := (e->>'latency_ms')::integer;
-		v_cert := (e->>'cert_days_left')::integer;
 		final := v_ok OR v_att > (e->>'retries')::integer;
 		applied := false;
 		status := NULL; previous := NULL; since_ms := NULL; alert_kind := NULL;
 		alert_id := NULL; outage_s := NULL; name := NULL; target := NULL;
-		at_ms := upmon_ts_to_ms(now());
-
-		-- 1. deleted, paused or not this owner's: gone
-		SELECT s.status AS s_status, s.consecutive_failures, s.consecutive_successes,
-		    s.last_slot, s.last_attempt, s.last_change_at, s.down_since,
-		    m.name AS m_name, m.paused, m.failure_threshold, m.recovery_threshold,
-		    CASE WHEN m.type = 'http' THEN m.url ELSE m.host || ':' || m.port END AS m_target
-		  INTO st
-		  FROM monitor_state s JOIN monitors m ON m.id = s.monitor_id
-		 WHERE s.monitor_id = v_mon AND s.owner_id = v_own AND m.owner_id = v_own
-		   FOR UPDATE OF s;
-		IF NOT FOUND OR st.s_status = 'paused' OR st.paused THEN
+		k := (pos->>(v_mon::text))::integer;
+		IF k IS NULL OR s_own[k] <> v_own OR s_gone[k] THEN
 			outcome := 3;
 			RETURN NEXT;
 			CONTINUE;
 		END IF;
-		name := st.m_name;
-		target := st.m_target;
-		status := st.s_status;
-		previous := st.s_status;
-		since_ms := upmon_ts_to_ms(st.last_change_at);
-
-		-- 2. the result row, idempotent on the task identity
-		INSERT INTO check_results (monitor_id, owner_id, scheduled_at, attempt, final, ok,
-		    status_code, latency_ms, dns_ms, connect_ms, tls_ms, first_byte_ms, total_ms,
-		    error, cert_days_left, probe_host)
-		VALUES (v_mon, v_own, v_ts, v_att, final, v_ok,
-		    (e->>'status_code')::smallint, v_lat, (e->>'dns_ms')::integer,
-		    (e->>'connect_ms')::integer, (e->>'tls_ms')::integer,
-		    (e->>'first_byte_ms')::integer, (e->>'total_ms')::integer,
-		    v_err, v_cert, e->>'probe_host')
-		ON CONFLICT DO NOTHING;
-		GET DIAGNOSTICS v_rows = ROW_COUNT;
-		IF v_rows = 0 THEN
+		name := s_name[k];
+		target := s_target[k];
+		status := s_status[k];
+		previous := s_status[k];
+		since_ms := upmon_ts_to_ms(s_change[k]);
+		v_key := v_mon::text || ':' || v_slot || ':' || v_att;
+		IF NOT ins ? v_key THEN
 			outcome := 2;
 			RETURN NEXT;
 			CONTINUE;
 		END IF;
+		ins := ins - v_key;	/* the same task twice in one batch: once stored */
 		outcome := 1;
-
-		-- 3. not final: the caller queues the re-probe; state untouched
 		IF NOT final THEN
 			RETURN NEXT;
 			CONTINUE;
 		END IF;
 
-		-- 4. final: the state machine, unless an older result than the last applied
+		v_ts := upmon_ms_to_ts(v_slot);
+		v_err := e->>'error';
+		v_lat := (e->>'latency_ms')::integer;
+		v_cert := (e->>'cert_days_left')::integer;
 		-- (most owners have no window: skip the costlier exact test for them)
 		v_maint := EXISTS (SELECT 1 FROM maintenance_windows w WHERE w.owner_id = v_own)
 		    AND upmon_in_maintenance(v_mon, v_own, v_ts);
-		v_new := st.s_status;
-		IF st.last_slot IS NULL OR (v_ts, v_att) > (st.last_slot, st.last_attempt) THEN
+		IF s_slot[k] IS NULL OR (v_ts, v_att) > (s_slot[k], s_att[k]) THEN
 			applied := true;
 			IF v_ok THEN
-				v_succ := st.consecutive_successes + 1;
-				v_fail := 0;
+				s_succ[k] := s_succ[k] + 1;
+				s_fail[k] := 0;
 			ELSE
-				v_succ := 0;
-				v_fail := st.consecutive_failures + 1;
+				s_succ[k] := 0;
+				s_fail[k] := s_fail[k] + 1;
 			END IF;
-			IF st.s_status = 'pending' AND v_ok THEN
+			v_new := s_status[k];
+			IF s_status[k] = 'pending' AND v_ok THEN
 				v_new := 'up';
-			ELSIF st.s_status IN ('pending', 'up') AND NOT v_ok
-			    AND v_fail >= st.failure_threshold THEN
+			ELSIF s_status[k] IN ('pending', 'up') AND NOT v_ok
+			    AND s_fail[k] >= s_fth[k] THEN
 				v_new := 'down';
 				alert_kind := 'down';
-			ELSIF st.s_status = 'down' AND v_ok AND v_succ >= st.recovery_threshold THEN
+			ELSIF s_status[k] = 'down' AND v_ok AND s_succ[k] >= s_rth[k] THEN
 				v_new := 'up';
 				alert_kind := 'recovery';
 				outage_s := greatest(0, floor(extract(epoch FROM
-				    now() - coalesce(st.down_since, now()))))::bigint;
+				    v_now - coalesce(s_down[k], v_now))))::bigint;
 			END IF;
 			IF v_maint THEN
 				alert_kind := NULL;
 			END IF;
-			status := v_new;
-			IF v_new <> st.s_status THEN
+			IF v_new <> s_status[k] THEN
+				s_change[k] := v_now;
 				since_ms := at_ms;
+				IF v_new = 'down' THEN
+					s_down[k] := v_now;
+				END IF;
 			END IF;
-			UPDATE monitor_state SET
-			    status = v_new,
-			    consecutive_failures = v_fail,
-			    consecutive_successes = v_succ,
-			    last_slot = v_ts,
-			    last_attempt = v_att,
-			    last_checked_at = now(),
-			    last_ok = v_ok,
-			    last_status_code = (e->>'status_code')::integer,
-			    last_latency_ms = v_lat,
-			    last_error = v_err,
-			    last_change_at = CASE WHEN v_new <> st.s_status THEN now()
-			        ELSE last_change_at END,
-			    down_since = CASE WHEN v_new = 'down' AND st.s_status <> 'down' THEN now()
-			        WHEN v_new = 'down' THEN down_since ELSE NULL END,
-			    last_alert_at = CASE WHEN alert_kind IS NOT NULL THEN now()
-			        ELSE last_alert_at END,
-			    cert_days_left = coalesce(v_cert, cert_days_left)
-			WHERE monitor_id = v_mon;
+			IF v_new <> 'down' THEN
+				s_down[k] := NULL;
+			END IF;
+			IF alert_kind IS NOT NULL THEN
+				s_alert[k] := v_now;
+			END IF;
+			s_status[k] := v_new;
+			s_slot[k] := v_ts;
+			s_att[k] := v_att;
+			s_ok[k] := v_ok;
+			s_code[k] := (e->>'status_code')::integer;
+			s_lat[k] := v_lat;
+			s_err[k] := v_err;
+			s_cert[k] := coalesce(v_cert, s_cert[k]);
+			s_dirty[k] := true;
+			status := v_new;
 		END IF;
 
-		PERFORM upmon_rollup_add(v_mon, v_own, v_ts, v_ok,
-		    CASE WHEN v_ok THEN v_lat END,
-		    CASE WHEN status = 'down' THEN (e->>'interval_s')::integer ELSE 0 END,
-		    v_maint);
+		-- the rollup row (summed per monitor and hour below), as upmon_rollup_add counts
+		r_mon := r_mon || v_mon;
+		r_own := r_own || v_own;
+		r_hour := r_hour || (date_trunc('hour', v_ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC');
+		r_ok := r_ok || v_ok;
+		r_lat := r_lat || CASE WHEN v_ok THEN v_lat END;
+		r_b := r_b || CASE WHEN v_ok AND v_lat IS NOT NULL
+		    THEN width_bucket(v_lat - 1, bounds) + 1 END;
+		r_down := r_down || CASE WHEN s_status[k] = 'down'
+		    THEN (e->>'interval_s')::integer ELSE 0 END;
+		r_maint := r_maint || v_maint;
 
 		IF alert_kind IS NOT NULL THEN
-			v_dedup := alert_kind || ':' || v_mon || ':' || v_slot;
 			INSERT INTO alerts (owner_id, monitor_id, kind, dedup_key, message, details)
-			VALUES (v_own, v_mon, alert_kind, v_dedup,
+			VALUES (v_own, v_mon, alert_kind, alert_kind || ':' || v_mon || ':' || v_slot,
 			    left(CASE WHEN alert_kind = 'down'
-			        THEN st.m_name || ' is down' || coalesce(': ' || v_err, '')
-			        ELSE st.m_name || ' is up again after ' || outage_s || ' s' END, 4096),
+			        THEN s_name[k] || ' is down' || coalesce(': ' || v_err, '')
+			        ELSE s_name[k] || ' is up again after ' || outage_s || ' s' END, 4096),
 			    jsonb_strip_nulls(jsonb_build_object(
-			        'task_id', v_mon || ':' || v_slot || ':' || v_att,
-			        'target', st.m_target, 'error', v_err,
+			        'task_id', v_key, 'target', s_target[k], 'error', v_err,
 			        'status_code', (e->>'status_code')::integer,
 			        'outage_seconds', outage_s)))
 			ON CONFLICT (dedup_key) DO NOTHING
@@ -253,6 +366,54 @@ BEGIN
 		END IF;
 		RETURN NEXT;
 	END LOOP;
+
+	-- 5. the changed state rows, in one statement
+	UPDATE monitor_state AS s SET
+	    status = u.status,
+	    consecutive_failures = u.fail,
+	    consecutive_successes = u.succ,
+	    last_slot = u.slot,
+	    last_attempt = u.att,
+	    last_checked_at = v_now,
+	    last_ok = u.ok,
+	    last_status_code = u.code,
+	    last_latency_ms = u.lat,
+	    last_error = u.err,
+	    last_change_at = u.change,
+	    down_since = u.down,
+	    last_alert_at = u.alert,
+	    cert_days_left = u.cert
+	  FROM unnest(s_id, s_dirty, s_status, s_fail, s_succ, s_slot, s_att, s_ok, s_code, s_lat,
+	       s_err, s_change, s_down, s_alert, s_cert)
+	       AS u(id, dirty, status, fail, succ, slot, att, ok, code, lat, err, change, down,
+	       alert, cert)
+	 WHERE s.monitor_id = u.id AND u.dirty;
+
+	-- 6. the rollups: every final result counted once, summed per monitor and hour
+	IF cardinality(r_mon) > 0 THEN
+		INSERT INTO check_rollups_hourly AS r (monitor_id, owner_id, hour, checks, failures,
+		    maintenance_checks, latency_count, latency_sum_ms, latency_max_ms, latency_hist,
+		    downtime_seconds)
+		SELECT x.mon, x.own, x.hour,
+		    count(*) FILTER (WHERE NOT x.maint),
+		    count(*) FILTER (WHERE NOT x.maint AND NOT x.ok),
+		    count(*) FILTER (WHERE x.maint),
+		    count(x.lat), coalesce(sum(x.lat), 0), coalesce(max(x.lat), 0),
+		    upmon_probe_hist(array_agg(x.b) FILTER (WHERE x.b IS NOT NULL)),
+		    least(sum(x.down), 3600)
+		  FROM unnest(r_mon, r_own, r_hour, r_ok, r_lat, r_b, r_down, r_maint)
+		       AS x(mon, own, hour, ok, lat, b, down, maint)
+		 GROUP BY x.mon, x.own, x.hour
+		ON CONFLICT (monitor_id, hour) DO UPDATE SET
+		    checks = r.checks + EXCLUDED.checks,
+		    failures = r.failures + EXCLUDED.failures,
+		    maintenance_checks = r.maintenance_checks + EXCLUDED.maintenance_checks,
+		    latency_count = r.latency_count + EXCLUDED.latency_count,
+		    latency_sum_ms = r.latency_sum_ms + EXCLUDED.latency_sum_ms,
+		    latency_max_ms = greatest(r.latency_max_ms, EXCLUDED.latency_max_ms),
+		    latency_hist = upmon_probe_hist_add(r.latency_hist, EXCLUDED.latency_hist),
+		    downtime_seconds = least(r.downtime_seconds + EXCLUDED.downtime_seconds, 3600);
+	END IF;
 END
 $$;
 

@@ -459,6 +459,56 @@ test_gone_and_maintenance(void)
 	probe_store_free(s);
 }
 
+/* Several results of one monitor in one batch run the state machine in slot order; the
+ * same task twice in a batch is stored once. */
+static void
+test_one_monitor_batch(void)
+{
+	struct probe_store *s = open_store(test_env("UPMON_PG_URL"));
+	struct upmon_task t[5];
+	struct probe_item it[5];
+	char mon[40], gone[40], buf[64];
+	int i;
+
+	new_monitor(mon, "batched", 2, 1);
+	new_monitor(gone, "batched-paused", 1, 1);
+	qstr(buf, sizeof(buf), "UPDATE monitors SET paused = true WHERE id = $1", gone);
+	/* given out of order: the store sorts */
+	task_fill(&t[0], mon, 2, 1, 0);
+	task_fill(&t[1], mon, 0, 1, 0);
+	task_fill(&t[2], gone, 0, 1, 0);
+	task_fill(&t[3], mon, 1, 1, 0);
+	task_fill(&t[4], mon, 1, 1, 0);	/* the same task again */
+	item_fill(&it[0], &t[0], 0);
+	item_fill(&it[1], &t[1], 1);
+	item_fill(&it[2], &t[2], 0);
+	item_fill(&it[3], &t[3], 0);
+	item_fill(&it[4], &t[4], 0);
+	CHECK_EQ(probe_store_apply(s, it, 5), 0);
+	CHECK_EQ(it[1].outcome, PROBE_ITEM_STORED);
+	CHECK_EQ(it[1].status, UPMON_STATUS_UP);	/* slot 0: pending -> up */
+	CHECK(it[1].changed);
+	CHECK_EQ(it[2].outcome, PROBE_ITEM_GONE);
+	CHECK_EQ(it[3].outcome + it[4].outcome, PROBE_ITEM_STORED + PROBE_ITEM_DUPLICATE);
+	CHECK_EQ(it[0].outcome, PROBE_ITEM_STORED);
+	CHECK_EQ(it[0].status, UPMON_STATUS_DOWN);	/* slot 2: second failure */
+	CHECK(it[0].changed);
+	CHECK_EQ(qnum("SELECT count(*) FROM alerts WHERE monitor_id = $1::uuid", mon), 1);
+	CHECK_EQ(qnum("SELECT count(*) FROM outbox WHERE routing_key LIKE 'status.%.' || $1::text",
+	    mon), 2);
+	CHECK_EQ(qnum("SELECT count(*) FROM check_results WHERE monitor_id = $1::uuid", mon), 3);
+	CHECK_EQ(qnum("SELECT sum(checks) * 100 + sum(failures) * 10 + sum(latency_count) FROM "
+	    "check_rollups_hourly WHERE monitor_id = $1::uuid", mon), 321);
+	CHECK_EQ(qnum("SELECT consecutive_failures * 10 + last_attempt FROM monitor_state "
+	    "WHERE monitor_id = $1::uuid", mon), 21);
+	/* the histogram counted the one success (42 ms: bucket 50 ms, the 6th) */
+	CHECK_EQ(qnum("SELECT sum(latency_hist[6]) FROM check_rollups_hourly WHERE "
+	    "monitor_id = $1::uuid", mon), 1);
+	for (i = 0; i < 5; i++)
+		upmon_task_release(&t[i]);
+	probe_store_free(s);
+}
+
 static void
 test_batch_isolation(void)
 {
@@ -636,6 +686,7 @@ main(void)
 	RUN(test_recovery_threshold);
 	RUN(test_threshold_from_pending);
 	RUN(test_gone_and_maintenance);
+	RUN(test_one_monitor_batch);
 	RUN(test_batch_isolation);
 	RUN(test_system_error);
 	RUN(test_db_unreachable);
