@@ -7,12 +7,12 @@ set -euo pipefail
 # shellcheck source=tests/bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-duration=30 conns="16 64"
+duration=30 conns="8 16 64"
 while (($#)); do
 	case $1 in
 		--duration) duration=$2; shift 2 ;;
 		--connections) conns=$2; shift 2 ;;
-		*) echo "usage: tests/bench/blackbox.sh [--duration S] [--connections \"16 64\"]" >&2; exit 2 ;;
+		*) echo "usage: tests/bench/blackbox.sh [--duration S] [--connections \"8 16 64\"]" >&2; exit 2 ;;
 	esac
 done
 

@@ -8,7 +8,7 @@
 #   bench_init
 #   bench_nginx_start              -> $NGINX_PORT, $NGINX_PID
 #   bench_blackbox_start           -> $BLACKBOX_PORT, $BLACKBOX_PID
-#   bench_blackbox_measure 30 "16 64"   -> $BLACKBOX_RATE (best of the connection counts)
+#   bench_blackbox_measure 30 "8 16 64" before  -> $BLACKBOX_RATE (best run so far)
 
 # shellcheck disable=SC2034  # used by the scripts that source this file
 BENCH_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
@@ -25,6 +25,7 @@ bench_init() {
 	trap bench_cleanup EXIT
 	trap 'exit 130' INT TERM
 	BENCH_CLK_TCK=$(getconf CLK_TCK)
+	BLACKBOX_RATE=0 BLACKBOX_RUNS="" BLACKBOX_CPU_US=0
 }
 
 # Runs the registered cleanups (last first), then stops every process started here:
@@ -183,15 +184,15 @@ bench_wrk() {
 }
 
 # Measures blackbox_exporter's probes/s: wrk for $1 seconds at each connection count of $2
-# (default "16 64"), after a 3 s warm-up. For each run, the rate is cross-checked with the
+# (default "8 16 64"), after a 3 s warm-up. For each run, the rate is cross-checked with the
 # requests nginx counted (each probe is exactly one request to the target). Prints one line
-# per run to stderr and sets BLACKBOX_RATE to the BEST run and BLACKBOX_RUNS to all of them.
-# Also sets BLACKBOX_CPU_US (CPU us per probe of the exporter in the best run).
+# per run to stderr, appends "<label>:<conns>c=<rate>" to BLACKBOX_RUNS ($3 = label) and keeps
+# in BLACKBOX_RATE the BEST run of all calls since bench_init (the figure most favourable to
+# blackbox_exporter; call it before and after the contender to bracket the machine's noise),
+# with BLACKBOX_CPU_US the exporter's CPU us per probe in that run.
 bench_blackbox_measure() {
-	local secs=${1:-30} conns_list=${2:-16 64} c r0 r1 res rate errs t0 t1 cpu0 cpu1 hits cpu_us
+	local secs=${1:-30} conns_list=${2:-8 16 64} label=${3:-} c r0 r1 res rate errs t0 t1 cpu0 cpu1 hits cpu_us
 	wrk -t1 -c8 -d3s "$BLACKBOX_PROBE_URL" >/dev/null 2>&1
-	# shellcheck disable=SC2034  # read by the callers
-	BLACKBOX_RATE=0 BLACKBOX_RUNS="" BLACKBOX_CPU_US=0
 	for c in $conns_list; do
 		r0=$(bench_nginx_requests)
 		cpu0=$(bench_cpu_ticks "$BLACKBOX_PID")
@@ -204,8 +205,9 @@ bench_blackbox_measure() {
 		hits=$(awk -v a="$r0" -v b="$r1" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%d", (b - a - 1) / (t1 - t0) }')
 		cpu_us=$(bench_us_per "$((cpu1 - cpu0))" "$(awk -v r="$rate" -v s="$secs" 'BEGIN { printf "%d", r * s }')")
 		bench_note "blackbox_exporter: $c connections, ${secs} s: $rate probes/s (wrk), nginx saw $hits req/s, errors $errs, exporter CPU $cpu_us us/probe"
-		BLACKBOX_RUNS="$BLACKBOX_RUNS ${c}c=$rate"
+		BLACKBOX_RUNS="$BLACKBOX_RUNS ${label:+$label:}${c}c=$rate"
 		if ((errs == 0 && rate > BLACKBOX_RATE)); then
+			# shellcheck disable=SC2034  # read by the callers
 			BLACKBOX_RATE=$rate
 			BLACKBOX_CPU_US=$cpu_us
 		fi

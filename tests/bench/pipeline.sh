@@ -33,8 +33,9 @@
 # UPMON_PROBE_CONSUMERS=256 (2 threads: up to 512 checks in flight); see the probe's RSS and
 # "in flight" figures. Sizes above what the machine sustains (e.g. 100000@10) measure the
 # saturated throughput: acked/s is then the capacity, and the queue grows.
-# Then the stack goes down and blackbox_exporter is measured against the same nginx
-# (tests/bench/lib.sh). Prints one table; the raw figures also go to $BENCH_DIR/results.txt.
+# blackbox_exporter is measured against the same nginx (tests/bench/lib.sh) before the stack
+# starts and again after it is stopped, at 8, 16 and 64 connections; its best run is the
+# reference. Prints one table; the raw figures also go to $BENCH_DIR/results.txt.
 set -euo pipefail
 # shellcheck source=tests/bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -85,6 +86,8 @@ stack_down() {
 BENCH_CLEANUPS+=(stack_down)
 
 bench_nginx_start
+bench_blackbox_start
+bench_blackbox_measure "$bb_duration" "8 16 64" before
 bench_note "nginx on $NGINX_URL; starting a private stack in $STACK"
 UPMON_STATE_DIR=$STACK UPMON_BIN_DIR=$bin "$BENCH_REPO/deploy/local/up" --infra-only \
 	--no-build --no-install >"$BENCH_DIR/up.log" 2>&1 ||
@@ -378,8 +381,7 @@ fi
 # ---- the reference, same nginx, same run, stack stopped -------------------------------------
 
 stack_down
-bench_blackbox_start
-bench_blackbox_measure "$bb_duration" "16 64"
+bench_blackbox_measure "$bb_duration" "8 16 64" after
 
 {
 	printf '\nupmon pipeline (%s s window after %s s warm-up per size), blackbox_exporter same nginx, same run\n' "$duration" "$warmup"
