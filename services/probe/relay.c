@@ -405,6 +405,9 @@ probe_relay_start(const struct probe_relay_config *cfg, struct probe_relay **out
 	pthread_cond_init(&r->cv, NULL);
 	r->batch = cfg->batch > 0 ? cfg->batch : 200;
 	r->poll_ms = cfg->poll_ms > 0 ? cfg->poll_ms : 1000;
+	/* an idle relay still services the AMQP heartbeats every round */
+	if (cfg->amqp.heartbeat_s > 0 && r->poll_ms > cfg->amqp.heartbeat_s * 500)
+		r->poll_ms = cfg->amqp.heartbeat_s * 500;
 	acfg = cfg->amqp;
 	acfg.declare_topology = 1;
 	if ((r->rows = calloc((size_t)r->batch, sizeof(*r->rows))) == NULL) {
