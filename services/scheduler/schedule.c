@@ -30,6 +30,7 @@
 #define PENDING_MAX		1024	/* notified ids per turn before a full reload instead */
 #define PARTITION_EVERY_MS	(3600 * 1000)
 #define INITIAL_BATCH		20000
+#define NOTIFY_EVERY_MS		10	/* read notifications at most this often */
 
 struct sched {
 	struct sched_ctx *ctx;
@@ -41,6 +42,7 @@ struct sched {
 	uint64_t listen_gen;
 	int64_t add_from;		/* wall ms: new monitors start at the first slot >= it */
 	int64_t next_reconcile, next_partition, next_state, next_poll;	/* mono ms */
+	int64_t next_notify;		/* mono ms */
 	char (*pending)[UPMON_ID_MAX + 1];
 	size_t npending;
 	bool reload_all;
@@ -247,8 +249,12 @@ follow_changes(struct sched *s)
 {
 	struct upmon_db_error err;
 	size_t i;
+	int64_t now = upmon_mono_ms();
 	int rc;
 
+	if (now < s->next_notify)
+		return;
+	s->next_notify = now + NOTIFY_EVERY_MS;
 	rc = upmon_db_notifications(s->ctx->db, on_notify, s, NULL, &err);
 	if (rc == 0 && upmon_db_generation(s->ctx->db) != s->listen_gen) {
 		/* a new connection: notifications may have been lost meanwhile */
