@@ -79,7 +79,6 @@ http_setup(struct probe_xfer *x, const struct upmon_task *task)
 		snprintf(x->result.error, sizeof(x->result.error), "bad url: not http or https");
 		return -EINVAL;
 	}
-	x->https = strncasecmp(c->url, "https://", 8) == 0;
 	x->nexpected = c->nexpected;
 	if (x->nexpected > UPMON_EXPECTED_MAX)
 		x->nexpected = UPMON_EXPECTED_MAX;
@@ -113,8 +112,9 @@ http_setup(struct probe_xfer *x, const struct upmon_task *task)
 	curl_easy_setopt(h, CURLOPT_MAXREDIRS, (long)c->max_redirects);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, c->verify_tls ? 1L : 0L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, c->verify_tls ? 2L : 0L);
-	if (x->https)
-		curl_easy_setopt(h, CURLOPT_CERTINFO, 1L);
+	/* also when http:// redirects to https:// (no cost without TLS) */
+	curl_easy_setopt(h, CURLOPT_CERTINFO, 1L);
+	x->tls_possible = true;
 	return 0;
 }
 
@@ -242,7 +242,7 @@ http_finish(struct probe_xfer *x, CURLcode code, struct probe_result *r)
 
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
 	r->status_code = status >= 100 && status <= 599 ? (int)status : 0;
-	if (x->https && r->timings.tls_ms >= 0)
+	if (r->timings.tls_ms >= 0)
 		read_cert(x, r);
 	if (code == CURLE_WRITE_ERROR && x->body_stopped)
 		code = CURLE_OK;	/* the body cap was reached: the response is judged on it */

@@ -159,7 +159,7 @@ probe_timings_read(struct probe_xfer *x, struct probe_result *r)
 
 	curl_easy_getinfo(x->easy, CURLINFO_NAMELOOKUP_TIME_T, &dns);
 	curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &connect);
-	if (x->https)
+	if (x->tls_possible)
 		curl_easy_getinfo(x->easy, CURLINFO_APPCONNECT_TIME_T, &tls);
 	curl_easy_getinfo(x->easy, CURLINFO_STARTTRANSFER_TIME_T, &first);
 	curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &total);

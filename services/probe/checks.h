@@ -30,7 +30,7 @@ struct probe_xfer {
 
 	/* what finish() needs, copied from the task */
 	int timeout_ms;
-	bool https;
+	bool tls_possible;		/* a TLS phase may happen (http checks, via redirects) */
 	struct upmon_status_range expected[UPMON_EXPECTED_MAX];
 	size_t nexpected;
 	char keyword[UPMON_KEYWORD_MAX + 1];	/* "" = none */

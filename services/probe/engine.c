@@ -211,7 +211,7 @@ xfer_prepare(struct probe_engine *e, struct probe_xfer *x, const struct upmon_ta
 	x->running = false;
 	x->errbuf[0] = '\0';
 	x->timeout_ms = (int)timeout;
-	x->https = false;
+	x->tls_possible = false;
 	x->nexpected = 0;
 	x->keyword[0] = '\0';
 	x->keyword_len = 0;

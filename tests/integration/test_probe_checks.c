@@ -649,6 +649,16 @@ test_tls(void)
 	CHECK_INT(r.timings.tls_ms, >=, r.timings.connect_ms);
 	CHECK_INT(r.timings.first_byte_ms, >=, r.timings.tls_ms);
 	CHECK_INT(r.timings.total_ms, >=, r.timings.first_byte_ms);
+
+	/* http:// redirecting to https://: the TLS phase and the certificate are still seen */
+	http_task(&t, "http://127.0.0.1:%d/redirect?to=https%%3A%%2F%%2F127.0.0.1%%3A%d%%2F",
+	    port1, tls_port);
+	t.check.verify_tls = false;
+	r = run(&t, &cfg);
+	CHECK(r.ok);
+	CHECK(r.has_cert);
+	CHECK_INT(r.cert_days_left, >=, 29);
+	CHECK_INT(r.timings.tls_ms, >=, 0);
 }
 
 static void
