@@ -504,9 +504,10 @@ thread_loop(struct wthread *t)
 			consume_more(t);
 			if (probe_engine_inflight(t->engine) > 0)
 				take(t, 0);
-			else if (t->taken < t->capacity)
+			else if (t->taken < t->capacity && t->nconsumers > 0)
 				take(t, idle_wait_ms(t));
-			else	/* every slot waits for a dead letter: just service */
+			else	/* nothing consumed yet, or every slot waits for a dead
+				 * letter: service the connection (waits, never spins) */
 				(void)upmon_amqp_poll(t->amqp, idle_wait_ms(t));
 		} else if (probe_engine_inflight(t->engine) == 0) {
 			break;
