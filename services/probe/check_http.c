@@ -23,6 +23,12 @@ add_header(struct probe_xfer *x, const char *name, const char *value)
 	char line[UPMON_HEADER_NAME_MAX + UPMON_HEADER_VALUE_MAX + 4];
 	struct curl_slist *l;
 
+	/* the decoder refuses these already; the engine is also fed by other callers */
+	if (name[0] == '\0' || strpbrk(name, "\r\n:; ") != NULL || strpbrk(value, "\r\n") != NULL ||
+	    strlen(name) > UPMON_HEADER_NAME_MAX || strlen(value) > UPMON_HEADER_VALUE_MAX) {
+		snprintf(x->result.error, sizeof(x->result.error), "bad request header");
+		return -EINVAL;
+	}
 	if (value[0] == '\0')
 		snprintf(line, sizeof(line), "%s;", name);
 	else
@@ -104,8 +110,8 @@ http_setup(struct probe_xfer *x, const struct upmon_task *task)
 	if ((rc = set_method(x, c)) < 0)
 		return rc;
 	for (i = 0; i < c->nheaders && i < UPMON_HEADERS_MAX; i++)
-		if (add_header(x, c->headers[i].name, c->headers[i].value) < 0)
-			return -ENOMEM;
+		if ((rc = add_header(x, c->headers[i].name, c->headers[i].value)) < 0)
+			return rc;
 	if (x->headers != NULL)
 		curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->headers);
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, c->follow_redirects ? 1L : 0L);

@@ -99,6 +99,15 @@ test_cannot_run(void)
 	r = complete(e, &t);
 	CHECK_STR(r.error, "bad host or port");
 
+	/* header injection */
+	http(&t, "http://127.0.0.1:9/");
+	t.check.headers = calloc(1, sizeof(*t.check.headers));
+	t.check.nheaders = 1;
+	t.check.headers[0].name = strdup("X-A");
+	t.check.headers[0].value = strdup("b\r\nHost: evil");
+	r = complete(e, &t);
+	CHECK_STR(r.error, "bad request header");
+
 	/* an unknown check type is the caller's error */
 	http(&t, "http://127.0.0.1/");
 	t.check.type = (enum upmon_check_type)7;
