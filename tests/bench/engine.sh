@@ -9,6 +9,9 @@
 #
 # A config is <threads>x<checks in flight per thread>. Prints each engine figure, the best,
 # blackbox_exporter's best and the ratio (target: >= 3x).
+# The whole script is one block, so bash parses it before running it: editing the file
+# while a run is going on cannot break that run.
+{
 set -euo pipefail
 # shellcheck source=tests/bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -50,3 +53,5 @@ printf '  blackbox_exporter best      %8s probes/s  (%s; exporter %s us CPU/prob
 	"$BLACKBOX_RATE" "$BLACKBOX_RUNS" "$BLACKBOX_CPU_US"
 printf '  upmon engine best           %8s checks/s  (%s)\n' "$best" "$best_line"
 printf '  ratio engine / blackbox     %8s x  (target >= 3x)\n' "$(bench_ratio "$best" "$BLACKBOX_RATE")"
+exit
+}

@@ -36,6 +36,9 @@
 # blackbox_exporter is measured against the same nginx (tests/bench/lib.sh) before the stack
 # starts and again after it is stopped, at 8, 16 and 64 connections; its best run is the
 # reference. Prints one table; the raw figures also go to $BENCH_DIR/results.txt.
+# The whole script is one block, so bash parses it before running it: editing the file
+# while a run is going on cannot break that run.
+{
 set -euo pipefail
 # shellcheck source=tests/bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -81,7 +84,13 @@ stack_down() {
 	elif [[ -d $STACK/run ]]; then
 		UPMON_STATE_DIR=$STACK "$BENCH_REPO/deploy/local/down" >/dev/null 2>&1 ||
 			bench_note "deploy/local/down failed for $STACK"
+		# drop this stack's port reservations (deploy/local's registry)
+		local f
+		for f in "${UPMON_PORT_REGISTRY:-/tmp/upmon-ports}"/[0-9]*; do
+			[[ -f $f && $(<"$f") == "$STACK" ]] && rm -f "$f"
+		done
 	fi
+	return 0
 }
 BENCH_CLEANUPS+=(stack_down)
 
@@ -270,6 +279,12 @@ run_size() { # N INTERVAL [URL [TAG]]: the probe's extra settings come from PROB
 	             || ' ' || coalesce(round((percentile_cont(0.99) WITHIN GROUP (ORDER BY x))::numeric, 1)::text, '-')
 	           FROM (SELECT extract(epoch FROM checked_at - scheduled_at) * 1000 AS x FROM check_results
 	                 WHERE checked_at >= '$db0' AND checked_at < '$db1') s")
+	local chk cmt batch
+	chk=$(hist_pcts "$m.probe.0" "$m.probe.1" upmon_probe_check_seconds)
+	cmt=$(hist_pcts "$m.probe.0" "$m.probe.1" upmon_probe_commit_seconds)
+	batch=$(awk -v s="$(($(metric "$m.probe.1" upmon_probe_commit_batch_size_sum) - $(metric "$m.probe.0" upmon_probe_commit_batch_size_sum)))" \
+		-v c="$(($(metric "$m.probe.1" upmon_probe_commit_batch_size_count) - $(metric "$m.probe.0" upmon_probe_commit_batch_size_count)))" \
+		'BEGIN { if (c > 0) printf "%.1f (%d commits)", s / c, c; else print "-" }')
 	local load_line
 	load_line=$(grep -m1 'msg="leader:' "$BENCH_DIR/scheduler-$tag.log" | sed 's/.*msg="//; s/"$//' || true)
 
@@ -288,18 +303,18 @@ run_size() { # N INTERVAL [URL [TAG]]: the probe's extra settings come from PROB
 	done
 	bench_stop_pid "$sp"
 	pub_sched=$(($(metric "$m.sched.2" upmon_scheduler_tasks_published_total) - $(metric "$m.sched.2" upmon_scheduler_tasks_republished_total)))
-	for ((i = 0; i < 120; i++)); do
+	for ((i = 0; i < 60; i++)); do
 		scrape "$probe_port" "$m.probe.2" || break
 		[[ $(metric "$m.probe.2" upmon_probe_inflight) == 0 ]] && [[ $(queue_depth) == 0 ]] && break
 		sleep 0.5
 	done
+	bench_stop_pid "$pp"
 	sleep 3 # the management API's counters lag (collect_statistics_interval 1 s here)
 	left=$(queue_depth)
 	dead=$(queue_count monitor_tasks_dead)
 	pub_final=$(mgmt GET "/api/exchanges/$VHOST/upmon.tasks" 2>/dev/null |
 		grep -o '"publish_in":[0-9]*' | head -n 1 | cut -d: -f2) || pub_final="?"
 	[[ -n $pub_final ]] || pub_final="?"
-	bench_stop_pid "$pp"
 	r1st=$(sql "SELECT count(*) FROM check_results WHERE attempt = 1")
 	fails=$(sql "SELECT count(*) FROM check_results WHERE NOT ok")
 	holes=$(sql "SELECT coalesce(sum(expected - got), 0) FROM (
@@ -308,7 +323,8 @@ run_size() { # N INTERVAL [URL [TAG]]: the probe's extra settings come from PROB
 		FROM check_results r JOIN monitors m ON m.id = r.monitor_id GROUP BY r.monitor_id) s")
 	missed=$(metric "$m.sched.2" upmon_scheduler_missed_slots_total)
 	local lost="?"
-	[[ $pub_final != "?" && $dead != "?" ]] && lost=$((pub_final - r1st - dead))
+	# tasks still queued (a saturated run that could not drain in 60 s) are not lost
+	[[ $pub_final != "?" && $dead != "?" && $left != "?" ]] && lost=$((pub_final - r1st - dead - left))
 
 	local cps rps pcpu scpu rcpu pgcpu rdcpu syscpu
 	cps=$(awk -v a="$acked" -v t="$dt" 'BEGIN { printf "%.0f", a / t }')
@@ -326,9 +342,10 @@ run_size() { # N INTERVAL [URL [TAG]]: the probe's extra settings come from PROB
 		echo "$tag: $n monitors at $iv s on $url, window ${dt}s, probe settings: ${PROBE_ENV:-defaults}"
 		echo "  published $published ($(awk -v a="$published" -v t="$dt" 'BEGIN { printf "%.0f", a / t }')/s) acked $acked ($cps/s) checks $checks rows $rows ($rps/s)"
 		echo "  lateness ms p50/p99/p99.9 (bucket-interpolated): $lat; e2e checked-scheduled ms p50/p99: $e2e"
+		echo "  probe: check ms p50/p99/p99.9 $chk; commit ms p50/p99/p99.9 $cmt; mean batch $batch"
 		echo "  cpu us/check: probe $pcpu scheduler $scpu rabbitmq $rcpu postgres $pgcpu redis $rdcpu machine $syscpu (machine busy ${busy}% of $(nproc) cores)"
 		echo "  rss MB (hwm/now): scheduler $s_hwm/$s_rss probe $p_hwm/$p_rss; probe checks in flight avg $((infl_n ? infl_sum / infl_n : 0)) max $infl_max"
-		echo "  queue monitor_tasks at window start/end: $q0/$q1; after drain: $left; dead: $dead"
+		echo "  queue monitor_tasks at window start/end: $q0/$q1; left after the drain and the probe's stop: $left; dead: $dead"
 		echo "  published into upmon.tasks (broker) $pub_final (scheduler's last scrape: $pub_sched excl. republished), first-attempt rows $r1st, failed rows $fails, lost = $lost; grid holes $holes; missed slots $missed"
 		echo "  scheduler: $load_line"
 	} | tee -a "$RESULTS" >&2
@@ -399,3 +416,5 @@ bench_blackbox_measure "$bb_duration" "8 16 64" after
 	printf '(P1: >= 2,500/s sustained, nothing lost, >= 1.0x blackbox; upmon only checks what is due,\n'
 	printf ' so a sustained figure below the saturation point is the offered load, not the capacity)\n'
 } | tee -a "$RESULTS"
+exit
+}
