@@ -13,6 +13,7 @@
 
 #include <libpq-fe.h>
 
+#include "upmon/backoff.h"
 #include "upmon/db.h"
 #include "upmon/log.h"
 
@@ -104,4 +105,90 @@ sched_leader_release(struct sched_leader *l)
 	    upmon_db_connected(l->db))
 		(void)upmon_db_query(l->db, 0, unlock_sql, 0, NULL, NULL, &err);
 	l->leader = false;
+}
+
+/* Sleeps up to ms in small steps, returning early when asked to stop or when the loop
+ * asks to resign. */
+static void
+nap(struct sched_leader *l, long ms)
+{
+	int64_t deadline = upmon_mono_ms() + ms;
+
+	while (!atomic_load(&l->stop) && upmon_mono_ms() < deadline &&
+	    atomic_load(&l->state) != SCHED_LS_RESIGN)
+		upmon_sleep_ms(10);
+}
+
+static void *
+leader_main(void *arg)
+{
+	struct sched_leader *l = arg;
+	int64_t pt;
+	int st, rc, warned = 0;
+
+	while (!atomic_load(&l->stop)) {
+		st = atomic_load(&l->state);
+		if (st == SCHED_LS_RESIGN) {
+			sched_leader_release(l);
+			atomic_store(&l->state, SCHED_LS_STANDBY);
+			continue;
+		}
+		if (!l->leader) {
+			if (st != SCHED_LS_STANDBY) {	/* the loop has not caught up yet */
+				nap(l, 10);
+				continue;
+			}
+			if ((rc = sched_leader_try(l)) != 0) {
+				if (!warned++)
+					log_warnx("leader lock: %s", upmon_db_strerror(rc));
+			} else {
+				warned = 0;
+			}
+			if (l->leader) {
+				if (sched_leader_published_through(l, &pt) != 0)
+					pt = INT64_MIN;
+				atomic_store(&l->gained_pt, pt);
+				atomic_store(&l->published_through, INT64_MIN);
+				atomic_store(&l->state, SCHED_LS_GAINED);
+				continue;
+			}
+			nap(l, l->poll_ms);
+			continue;
+		}
+		if (sched_leader_heartbeat(l, atomic_load(&l->published_through)) != 0) {
+			atomic_store(&l->state, SCHED_LS_LOST);
+			continue;
+		}
+		nap(l, l->state_ms);
+	}
+	if (l->leader) {
+		(void)sched_leader_heartbeat(l, atomic_load(&l->published_through));
+		sched_leader_release(l);
+	}
+	return NULL;
+}
+
+int
+sched_leader_start(struct sched_leader *l)
+{
+	int rc;
+
+	atomic_store(&l->state, SCHED_LS_STANDBY);
+	atomic_store(&l->published_through, INT64_MIN);
+	atomic_store(&l->gained_pt, INT64_MIN);
+	atomic_store(&l->stop, 0);
+	if ((rc = pthread_create(&l->thread, NULL, leader_main, l)) != 0)
+		return -rc;
+	l->started = true;
+	return 0;
+}
+
+void
+sched_leader_stop(struct sched_leader *l)
+{
+	if (!l->started)
+		return;
+	atomic_store(&l->stop, 1);
+	pthread_join(l->thread, NULL);
+	l->started = false;
 }

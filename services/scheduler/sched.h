@@ -15,6 +15,8 @@
 #ifndef SCHED_H
 #define SCHED_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -212,11 +214,34 @@ int64_t sched_pub_oldest(struct sched_pub *p);
 
 #define SCHED_LOCK_KEY "7263544180512047729"	/* pg advisory lock key: "upmon-scheduler" */
 
+/*
+ * The lock lives in its own thread with its own db handle, so lock polls and state writes
+ * (database round trips) never delay a publish. The loop and the thread talk through
+ * atomics: state moves STANDBY -> GAINED (thread took the lock; the loop loads and sets
+ * LEADER) -> LEADER -> LOST (thread saw the session die; the loop stops publishing and sets
+ * STANDBY). The loop may set RESIGN (e.g. its load failed): the thread unlocks, -> STANDBY.
+ */
+enum sched_leader_state {
+	SCHED_LS_STANDBY = 0,
+	SCHED_LS_GAINED,
+	SCHED_LS_LEADER,
+	SCHED_LS_LOST,
+	SCHED_LS_RESIGN,
+};
+
 struct sched_leader {
 	struct upmon_db *db;		/* dedicated handle holding the session lock */
-	bool leader;
+	bool leader;			/* thread-private: the session holds the lock */
 	uint64_t generation;		/* of db when the lock was taken */
 	char name[128];			/* host:pid, written to scheduler_state.leader */
+	long poll_ms, state_ms;
+	/* shared with the loop */
+	_Atomic int state;		/* enum sched_leader_state */
+	_Atomic int64_t published_through;	/* set by the loop; INT64_MIN = unknown */
+	_Atomic int64_t gained_pt;	/* published_through found on gaining; INT64_MIN = none */
+	_Atomic int stop;
+	pthread_t thread;
+	bool started;
 };
 
 /* Tries to take the lock (standby). Sets l->leader. 0, or a negative UPMON_DB_E_* code. */
@@ -228,6 +253,10 @@ int sched_leader_heartbeat(struct sched_leader *l, int64_t published_through_ms)
 int sched_leader_published_through(struct sched_leader *l, int64_t *ms);
 /* Gives the lock up when the session still holds it; l->leader becomes false. */
 void sched_leader_release(struct sched_leader *l);
+/* Starts the leader thread (db, name, poll_ms and state_ms filled in). 0 or -errno. */
+int sched_leader_start(struct sched_leader *l);
+/* Stops the thread: a last state write when leading, the lock released, joined. */
+void sched_leader_stop(struct sched_leader *l);
 
 /* ---- schedule.c ------------------------------------------------------------------------- */
 

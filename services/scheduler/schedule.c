@@ -3,7 +3,8 @@
  * task, push its next slot; collect confirms; follow LISTEN monitor_changed; reconcile with a
  * full reload now and then; keep scheduler_state current; sleep in upmon_amqp_poll() (which
  * keeps the broker's heartbeats) until the next slot, at most POLL_MAX_MS so notifications
- * are read promptly. As standby: try the leader lock every leader_poll_ms.
+ * are read promptly. The leader lock and scheduler_state are the leader thread's (leader.c),
+ * so their database round trips never delay a publish; the loop follows its state.
  */
 #include "sched.h"
 
@@ -41,12 +42,14 @@ struct sched {
 	struct sched_leader leader;
 	uint64_t listen_gen;
 	int64_t add_from;		/* wall ms: new monitors start at the first slot >= it */
-	int64_t next_reconcile, next_partition, next_state, next_poll;	/* mono ms */
+	int64_t next_reconcile, next_partition;	/* mono ms */
 	int64_t next_notify;		/* mono ms */
 	char (*pending)[UPMON_ID_MAX + 1];
 	size_t npending;
 	bool reload_all;
 	bool initial;			/* the load on gaining leadership: heap built after */
+	bool leading;			/* the loop runs as leader */
+	int64_t next_pt;		/* mono ms: next published_through for the thread */
 	bool db_ready, amqp_ready;
 };
 
@@ -124,7 +127,7 @@ tick(void *arg)
 	struct sched *s = arg;
 
 	s->add_from = wall_us() / 1000;
-	if (s->leader.leader)
+	if (s->leading)
 		publish_due(s);
 	(void)upmon_amqp_poll(s->ctx->amqp, 0);
 }
@@ -153,6 +156,7 @@ ensure_partitions(struct sched *s)
 		log_warnx("ensuring check_results partitions: %s", err.message);
 }
 
+/* Stops leading: drops every schedule and in-flight record at once. */
 static void
 become_standby(struct sched *s, const char *why)
 {
@@ -161,7 +165,8 @@ become_standby(struct sched *s, const char *why)
 	sched_monitors_release(&s->mons);
 	sched_monitors_init(&s->mons);
 	malloc_trim(0);
-	sched_leader_release(&s->leader);
+	s->leading = false;
+	atomic_store(&s->leader.published_through, INT64_MIN);
 	upmon_gauge_set(s->metrics.leader, 0);
 	update_gauges(s);
 	log_info("standby: %s", why);
@@ -172,10 +177,10 @@ become_standby(struct sched *s, const char *why)
  * slots that fell due while no leader ran (since published_through) or during the load are
  * skipped and counted, never replayed as a burst.
  */
-static void
+static int
 become_leader(struct sched *s)
 {
-	int64_t t0 = upmon_mono_ms(), now, pt = 0;
+	int64_t t0 = upmon_mono_ms(), now, pt = atomic_load(&s->leader.gained_pt);
 	uint64_t missed = 0;
 	bool have_pt;
 	struct sched_mon *m;
@@ -183,15 +188,16 @@ become_leader(struct sched *s)
 	uint32_t no;
 	int rc;
 
+	s->leading = true;
 	s->initial = true;
 	rc = full_load(s, INITIAL_BATCH, &n);
 	s->initial = false;
 	if (rc != 0) {
 		become_standby(s, "loading monitors failed");
-		return;
+		return -1;
 	}
 	malloc_trim(0);
-	have_pt = sched_leader_published_through(&s->leader, &pt) == 0;
+	have_pt = pt != INT64_MIN;
 	now = wall_us() / 1000;
 	for (no = 0; no < s->mons.nno; no++) {
 		m = s->mons.byno[no];
@@ -210,12 +216,13 @@ become_leader(struct sched *s)
 	s->npending = 0;
 	s->reload_all = false;
 	s->next_reconcile = upmon_mono_ms() + s->ctx->settings->reconcile_s * 1000;
-	s->next_state = 0;
+	s->next_pt = 0;
 	log_info("leader: %zu monitors loaded in %lld ms, %zu invalid, %llu missed slots",
 	    s->mons.count - s->mons.invalid, (long long)(upmon_mono_ms() - t0),
 	    s->mons.invalid, (unsigned long long)missed);
 	ensure_partitions(s);
 	s->next_partition = upmon_mono_ms() + PARTITION_EVERY_MS;
+	return 0;
 }
 
 /* ---- notifications ---- */
@@ -229,7 +236,7 @@ on_notify(void *arg, const char *channel, const char *payload, int pid)
 
 	(void)channel;
 	(void)pid;
-	if (!s->leader.leader || s->reload_all)
+	if (!s->leading || s->reload_all)
 		return;
 	if ((obj = json_tokener_parse(payload)) == NULL)
 		return;
@@ -259,10 +266,10 @@ follow_changes(struct sched *s)
 	if (rc == 0 && upmon_db_generation(s->ctx->db) != s->listen_gen) {
 		/* a new connection: notifications may have been lost meanwhile */
 		s->listen_gen = upmon_db_generation(s->ctx->db);
-		if (s->leader.leader)
+		if (s->leading)
 			s->reload_all = true;
 	}
-	if (!s->leader.leader)
+	if (!s->leading)
 		return;
 	s->add_from = wall_us() / 1000;
 	for (i = 0; i < s->npending && !s->reload_all; i++)
@@ -329,12 +336,10 @@ leader_turn(struct sched *s)
 		update_gauges(s);
 	}
 	publish_due(s);
-	if (now >= s->next_state) {
-		s->next_state = now + s->ctx->settings->state_ms;
-		if (sched_leader_heartbeat(&s->leader, published_through(s)) != 0) {
-			become_standby(s, "leader lock lost");
-			return;
-		}
+	if (now >= s->next_pt) {
+		/* the leader thread writes it; computed often enough, not every turn */
+		s->next_pt = now + s->ctx->settings->state_ms / 2;
+		atomic_store(&s->leader.published_through, published_through(s));
 	}
 	if (now >= s->next_partition) {
 		ensure_partitions(s);
@@ -342,22 +347,27 @@ leader_turn(struct sched *s)
 	}
 }
 
+/* Follows the leader thread's state: gained -> load and lead; lost -> stop at once. */
 static void
-standby_turn(struct sched *s)
+leadership(struct sched *s)
 {
-	int64_t now = upmon_mono_ms();
-	int rc;
+	int st = atomic_load(&s->leader.state), want;
 
-	follow_changes(s);
-	if (now < s->next_poll)
-		return;
-	s->next_poll = now + s->ctx->settings->leader_poll_ms;
-	if ((rc = sched_leader_try(&s->leader)) != 0) {
-		log_warnx("leader lock: %s", upmon_db_strerror(rc));
-		return;
+	if (st == SCHED_LS_LOST) {
+		if (s->leading)
+			become_standby(s, "leader lock lost");
+		atomic_store(&s->leader.state, SCHED_LS_STANDBY);
+	} else if (st == SCHED_LS_GAINED) {
+		want = SCHED_LS_GAINED;
+		if (become_leader(s) != 0) {
+			atomic_store(&s->leader.state, SCHED_LS_RESIGN);
+		} else if (!atomic_compare_exchange_strong(&s->leader.state, &want,
+		    SCHED_LS_LEADER)) {
+			/* lost while loading */
+			become_standby(s, "leader lock lost");
+			atomic_store(&s->leader.state, SCHED_LS_STANDBY);
+		}
 	}
-	if (s->leader.leader)
-		become_leader(s);
 }
 
 static int
@@ -365,14 +375,10 @@ sleep_ms(struct sched *s)
 {
 	int64_t top, wait = POLL_MAX_MS, now;
 
-	if (s->leader.leader && sched_heap_peek(&s->heap, NULL, &top) == 0) {
+	if (s->leading && sched_heap_peek(&s->heap, NULL, &top) == 0) {
 		now = wall_us() / 1000;
 		if (top - now < wait)
 			wait = top - now;
-	} else if (!s->leader.leader) {
-		now = upmon_mono_ms();
-		if (s->next_poll - now < wait)
-			wait = s->next_poll - now;
 	}
 	return wait < 0 ? 0 : (int)wait;
 }
@@ -420,22 +426,31 @@ sched_run(struct sched_ctx *ctx)
 	s.listen_gen = upmon_db_generation(ctx->db);
 	upmon_gauge_set(s.metrics.leader, 0);
 	log_info("standby: waiting for the leader lock");
+	s.leader.poll_ms = ctx->settings->leader_poll_ms;
+	s.leader.state_ms = ctx->settings->state_ms;
+	if (sched_leader_start(&s.leader) != 0) {
+		rc = -1;
+		goto out;
+	}
 	while (!*ctx->stop) {
-		if (s.leader.leader)
+		leadership(&s);
+		if (s.leading)
 			leader_turn(&s);
 		else
-			standby_turn(&s);
+			follow_changes(&s);
 		set_ready(&s);
 		if (*ctx->stop)
 			break;
 		(void)upmon_amqp_poll(ctx->amqp, sleep_ms(&s));
 	}
-	if (s.leader.leader) {
+	if (s.leading) {
 		log_info("shutdown: waiting for %zu confirms", upmon_amqp_unconfirmed(ctx->amqp));
 		drain(&s);
-		(void)sched_leader_heartbeat(&s.leader, published_through(&s));
-		sched_leader_release(&s.leader);
+		atomic_store(&s.leader.published_through, published_through(&s));
 	}
+	/* a last state write, then the lock is released */
+	sched_leader_stop(&s.leader);
+out:
 	sched_pub_release(&s.pub);
 	sched_heap_release(&s.heap);
 	sched_monitors_release(&s.mons);

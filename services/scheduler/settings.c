@@ -10,7 +10,7 @@
 
 static const struct upmon_config_opt sched_opts[] = {
 	{ "UPMON_SCHEDULER_RECONCILE_S", UPMON_CFG_INT, 5, 86400, "60", NULL, "s",
-	  "Period of the full reload that catches changes whose notification was lost.",
+	  "Period of the reconcile (id, updated_at) that catches changes never notified.",
 	  offsetof(struct sched_settings, reconcile_s), 0, NULL },
 	{ "UPMON_SCHEDULER_LEADER_POLL_MS", UPMON_CFG_INT, 100, 60000, "1000", NULL, "ms",
 	  "How often a standby tries to take the leader lock.",
