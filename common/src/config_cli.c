@@ -158,7 +158,7 @@ upmon_cli_main(const struct upmon_cli_info *info, int argc, char **argv,
 		return 0;
 	}
 	if (cli->version) {
-		printf("%s %s\n", info->program, UPMON_VERSION);
+		printf("%s %s\n", info->program, upmon_version());
 		return 0;
 	}
 	src.file = cli->config_file;
@@ -181,4 +181,10 @@ upmon_cli_main(const struct upmon_cli_info *info, int argc, char **argv,
 		level = UPMON_LOG_DEBUG;
 	log_init(info->program, level, format);
 	return UPMON_CLI_RUN;
+}
+
+const char *
+upmon_version(void)
+{
+	return UPMON_VERSION;
 }

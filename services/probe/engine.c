@@ -11,15 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "upmon/config.h"
 #include "upmon/log.h"
-
-#ifndef PROBE_VERSION
-#define PROBE_VERSION "0.1.0"
-#endif
 
 #define DEFAULT_MAX_BODY	(1024 * 1024)
 #define DEFAULT_MAX_INFLIGHT	1024
-#define DEFAULT_USER_AGENT	"upmon-probe/" PROBE_VERSION
 #define DNS_CACHE_SECONDS	30L
 #define BODY_KEEP_CAP		(64 * 1024)	/* bigger body buffers are freed after use */
 
@@ -52,14 +48,14 @@ probe_engine_config_init(struct probe_engine_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->max_body_bytes = DEFAULT_MAX_BODY;
 	cfg->max_inflight = DEFAULT_MAX_INFLIGHT;
-	cfg->user_agent = DEFAULT_USER_AGENT;
+	cfg->user_agent = NULL;	/* "upmon-probe/<version>" */
 }
 
 int
 probe_engine_new(const struct probe_engine_config *cfg, struct probe_engine **out)
 {
 	struct probe_engine *e;
-	const char *ua;
+	char ua[128];
 
 	*out = NULL;
 	if (cfg == NULL || cfg->max_inflight == 0 || cfg->max_body_bytes == 0)
@@ -69,7 +65,10 @@ probe_engine_new(const struct probe_engine_config *cfg, struct probe_engine **ou
 		return -ENOMEM;
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		return -ENOMEM;
-	ua = cfg->user_agent != NULL ? cfg->user_agent : DEFAULT_USER_AGENT;
+	if (cfg->user_agent != NULL)
+		snprintf(ua, sizeof(ua), "%s", cfg->user_agent);
+	else
+		snprintf(ua, sizeof(ua), "upmon-probe/%s", upmon_version());
 	e->guard = cfg->guard;
 	e->max_body = cfg->max_body_bytes;
 	e->max_inflight = cfg->max_inflight;

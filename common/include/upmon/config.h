@@ -186,6 +186,9 @@ struct upmon_cli_info {
 					 * (see upmon_config_source.ignore), or NULL */
 };
 
+/* The project's version ("0.1.0"), as --version prints it and the User-Agent carries it. */
+const char *upmon_version(void);
+
 /* Returned by upmon_cli_main() when the program should go on running. */
 #define UPMON_CLI_RUN (-1)
 
