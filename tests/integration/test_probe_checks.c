@@ -26,6 +26,7 @@
 
 #include "engine.h"
 #include "test.h"
+#include "upmon/config.h"
 #include "upmon/backoff.h"
 #include "upmon/msg.h"
 #include "upmon/ssrf.h"
@@ -571,8 +572,13 @@ test_methods(void)
 	CHECK(r.ok);
 	r = echo(UPMON_HTTP_GET, NULL, "method GET\n");
 	CHECK(r.ok);
-	r = echo(UPMON_HTTP_GET, NULL, "User-Agent: upmon-probe/");
-	CHECK(r.ok);
+	{
+		char ua[64];
+
+		snprintf(ua, sizeof(ua), "User-Agent: upmon-probe/%s", upmon_version());
+		r = echo(UPMON_HTTP_GET, NULL, ua);
+		CHECK(r.ok);
+	}
 	/* HEAD: the target answers with headers only; one request reached it */
 	stats(&req0, &conn0);
 	r = echo(UPMON_HTTP_HEAD, NULL, NULL);
