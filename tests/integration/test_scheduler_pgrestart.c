@@ -1,0 +1,68 @@
+/*
+ * PostgreSQL restarted under a leading scheduler: the session advisory lock dies with the
+ * connection, so the scheduler must notice (the lock handle reconnects, its generation
+ * changes), stop publishing, become standby, take the lock again on the new server and
+ * resume on the same grid, counting the slots nobody published, without a restart.
+ */
+#include "test_scheduler_support.h"
+
+#define NMON 20
+#define INTERVAL 10
+
+int
+main(void)
+{
+	struct ts_sched s;
+	struct ts_recs r = { 0 };
+	struct upmon_amqp *c;
+	int64_t t_up;
+	size_t i, after = 0, offgrid = 0, badid = 0;
+	int rc;
+
+	log_init("test-scheduler", UPMON_LOG_ERROR, UPMON_LOG_LOGFMT);
+	ts_schema();
+	ts_add_monitors("p", NMON, INTERVAL);
+	ts_start(&s, "pgrestart", NULL);
+	if (ts_wait_ready(&s, 20000) != 0 ||
+	    ts_wait_metric(&s, "upmon_scheduler_leader", 1, 10000) != 0) {
+		ts_show_log(&s);
+		REQUIRE(!"scheduler ready and leader");
+	}
+	c = ts_consumer();
+	ts_collect(c, &r, 3000);
+	upmon_db_free(ts_db);
+	ts_db = NULL;
+
+	rc = test_sh("\"$UPMON_CTL\" restart postgres >/dev/null");
+	t_up = upmon_wall_ms();
+	REQUIRE(rc == 0);
+	CHECK(ts_alive(&s));
+	ts_collect(c, &r, 14000);
+	CHECK(ts_alive(&s));
+	/* lost, then led again */
+	CHECK_EQ(test_sh("grep -q 'leader lock session lost' %s", s.log), 0);
+	CHECK_EQ(test_sh("grep -q 'msg=\"standby: leader lock lost' %s", s.log), 0);
+	CHECK_EQ(test_sh("test \"$(grep -c 'msg=\"leader:' %s)\" -ge 2", s.log), 0);
+	CHECK_EQ(ts_metric(&s, "upmon_scheduler_leader"), 1);
+	CHECK_EQ(ts_metric(&s, "upmon_scheduler_monitors"), NMON);
+	for (i = 0; i < r.n; i++) {
+		if (!r.v[i].task_id_ok)
+			badid++;
+		if (!ts_on_grid(r.v[i].monitor_id, r.v[i].interval, r.v[i].slot))
+			offgrid++;
+		if (r.v[i].slot > t_up + 2000)
+			after++;
+	}
+	fprintf(stderr, "pgrestart: %zu tasks, %zu after the restart, missed %.0f\n", r.n,
+	    after, ts_metric(&s, "upmon_scheduler_missed_slots_total"));
+	CHECK_EQ(badid, 0);
+	CHECK_EQ(offgrid, 0);
+	CHECK_INT(after, >=, NMON / 2);
+
+	CHECK_EQ(ts_stop(&s, SIGTERM, 10000), 0);
+	if (test_failures > 0)
+		ts_show_log(&s);
+	upmon_amqp_free(c);
+	free(r.v);
+	return test_finish();
+}
