@@ -3,7 +3,8 @@
 # against the same nginx in the same run.
 #
 #   tests/bench/pipeline.sh [--monitors 1000,10000,100000] [--interval S] [--duration S]
-#       [--warmup S] [--blackbox-duration S] [--bin DIR] [--p7] [--keep]
+#       [--warmup S] [--blackbox-duration S] [--bin DIR] [--env "N=v ..."]
+#       [--probe-env "N=v ..."] [--p7] [--keep]
 #
 # --monitors takes N or N@S (S = interval in seconds) per size; plain N uses --interval, or
 # by default 10 s up to 10k monitors and 40 s above (1k/10 s = 100/s, 10k/10 s = 1,000/s,
@@ -29,6 +30,8 @@
 #                     for holes on its grid
 #   sustained         yes when the probe acked >= 97 % of what was published in the window and
 #                     the queue ended it with less than 2 s of work
+# --env sets UPMON_* settings for both services (e.g. "UPMON_AMQP_QUEUE_TYPE=classic
+# UPMON_AMQP_PREFETCH=8"), --probe-env for the probe only (e.g. "UPMON_PROBE_THREADS=4").
 # --p7 adds a run for P7: 3,000 monitors at 10 s on upmon-test-target /slow/2000 with
 # UPMON_PROBE_CONSUMERS=256 (2 threads: up to 512 checks in flight); see the probe's RSS and
 # "in flight" figures. Sizes above what the machine sustains (e.g. 100000@10) measure the
@@ -45,11 +48,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
 	echo "usage: tests/bench/pipeline.sh [--monitors N[@S],...] [--interval S] [--duration S]" \
-		"[--warmup S] [--blackbox-duration S] [--bin DIR] [--p7] [--keep]" >&2
+		"[--warmup S] [--blackbox-duration S] [--bin DIR] [--env \"N=v ...\"]" \
+		"[--probe-env \"N=v ...\"] [--p7] [--keep]" >&2
 	exit 2
 }
 
 sizes=1000,10000,100000 interval="" duration=60 warmup=20 bb_duration=30 keep_stack=0 p7=0
+SVC_ENV="" PROBE_ENV_ALL=""
 bin=$BENCH_REPO/build/bench-rel/bin
 while (($#)); do
 	case $1 in
@@ -61,6 +66,8 @@ while (($#)); do
 		--bin) bin=$2; shift 2 ;;
 		--keep) keep_stack=1; shift ;;
 		--p7) p7=1; shift ;;
+		--env) SVC_ENV=$2; shift 2 ;;
+		--probe-env) PROBE_ENV_ALL=$2; shift 2 ;;
 		*) usage ;;
 	esac
 done
@@ -227,11 +234,12 @@ run_size() { # N INTERVAL [URL [TAG]]: the probe's extra settings come from PROB
 	bench_note "inserted $n monitors in $(awk -v a="$d" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
 
 	sched_port=$(bench_free_port) probe_port=$(bench_free_port)
-	UPMON_ADMIN_PORT=$sched_port "$bin/upmon-scheduler" >"$BENCH_DIR/scheduler-$tag.log" 2>&1 &
+	# shellcheck disable=SC2086  # SVC_ENV and PROBE_ENV are lists of NAME=value words
+	env UPMON_ADMIN_PORT="$sched_port" $SVC_ENV "$bin/upmon-scheduler" >"$BENCH_DIR/scheduler-$tag.log" 2>&1 &
 	sp=$!
 	BENCH_PIDS+=("$sp")
-	# shellcheck disable=SC2086  # PROBE_ENV is a list of NAME=value words
-	env UPMON_ADMIN_PORT="$probe_port" ${PROBE_ENV:-} "$bin/upmon-probe" >"$BENCH_DIR/probe-$tag.log" 2>&1 &
+	# shellcheck disable=SC2086
+	env UPMON_ADMIN_PORT="$probe_port" $SVC_ENV $PROBE_ENV_ALL ${PROBE_ENV:-} "$bin/upmon-probe" >"$BENCH_DIR/probe-$tag.log" 2>&1 &
 	pp=$!
 	BENCH_PIDS+=("$pp")
 	wait_ready "$sched_port" "$sp" "scheduler-$tag"
@@ -339,7 +347,7 @@ run_size() { # N INTERVAL [URL [TAG]]: the probe's extra settings come from PROB
 	busy=$(awk -v t="$((sys1 - sys0))" -v hz="$BENCH_CLK_TCK" -v d="$dt" -v c="$(nproc)" \
 		'BEGIN { printf "%.0f", t / hz / d / c * 100 }')
 	{
-		echo "$tag: $n monitors at $iv s on $url, window ${dt}s, probe settings: ${PROBE_ENV:-defaults}"
+		echo "$tag: $n monitors at $iv s on $url, window ${dt}s, settings: ${SVC_ENV:-} probe: ${PROBE_ENV_ALL:-} ${PROBE_ENV:-}"
 		echo "  published $published ($(awk -v a="$published" -v t="$dt" 'BEGIN { printf "%.0f", a / t }')/s) acked $acked ($cps/s) checks $checks rows $rows ($rps/s)"
 		echo "  lateness ms p50/p99/p99.9 (bucket-interpolated): $lat; e2e checked-scheduled ms p50/p99: $e2e"
 		echo "  probe: check ms p50/p99/p99.9 $chk; commit ms p50/p99/p99.9 $cmt; mean batch $batch"
