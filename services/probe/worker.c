@@ -72,6 +72,7 @@ struct worker_metrics {
 	struct upmon_counter *acked, *retried, *dead_undecodable, *dead_attempts;
 	struct upmon_counter *duplicate, *gone, *redelivered;
 	struct upmon_histogram *batch_size;	/* commit time: the store's histogram */
+	struct upmon_histogram *cache_seconds;
 };
 
 struct probe_worker {
@@ -128,6 +129,9 @@ worker_metrics_init(struct worker_metrics *m, struct upmon_metrics *reg)
 	    "Tasks dead-lettered, by reason.", "reason", "undecodable", NULL);
 	m->dead_attempts = upmon_metrics_counter(reg, "upmon_probe_tasks_dead_total",
 	    "Tasks dead-lettered, by reason.", "reason", "attempts", NULL);
+	m->cache_seconds = upmon_metrics_histogram(reg, "upmon_probe_cache_seconds",
+	    "Time of the Redis write-through of one committed batch.", secs,
+	    sizeof(secs) / sizeof(secs[0]), NULL);
 	m->duplicate = upmon_metrics_counter(reg, "upmon_probe_tasks_duplicate_total",
 	    "Tasks whose result row already existed (redeliveries).", NULL);
 	m->gone = upmon_metrics_counter(reg, "upmon_probe_tasks_gone_total",
@@ -282,6 +286,22 @@ dead_run(struct wthread *t, bool force)
 
 /* ---- group commit ------------------------------------------------------------------- */
 
+static void take(struct wthread *t, int first_ms);
+
+/*
+ * Before the thread blocks on PostgreSQL or Redis: take the deliveries that arrived and let
+ * the engine start every waiting check (connect, send), so their network round trips and the
+ * targets' work overlap the commit instead of following it.
+ */
+static void
+kick(struct wthread *t)
+{
+	if (atomic_load(&t->w->stopping) == 0)
+		take(t, 0);
+	if (probe_engine_inflight(t->engine) > 0)
+		(void)probe_engine_run(t->engine, 0, -1);
+}
+
 static void
 batch_commit(struct wthread *t)
 {
@@ -290,6 +310,7 @@ batch_commit(struct wthread *t)
 	struct wtask *wt;
 	char error[WORKER_ERROR_MAX];
 	size_t i, n = t->nbatch;
+	int64_t t0;
 	int rc;
 
 	if (n == 0)
@@ -300,6 +321,7 @@ batch_commit(struct wthread *t)
 		it->task = &t->batch[i]->task;
 		it->result = t->batch[i]->result;
 	}
+	kick(t);
 	rc = probe_store_apply(t->store, t->items, n);
 	upmon_histogram_observe(w->m.batch_size, (double)n);
 	t->nbatch = 0;
@@ -339,7 +361,10 @@ batch_commit(struct wthread *t)
 			break;
 		}
 	}
+	kick(t);
+	t0 = upmon_mono_ms();
 	probe_store_cache(t->store, t->items, n);
+	upmon_histogram_observe(w->m.cache_seconds, (double)(upmon_mono_ms() - t0) / 1000.0);
 	for (i = 0; i < n; i++) {
 		wt = t->batch[i];
 		it = &t->items[i];

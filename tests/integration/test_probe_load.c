@@ -146,10 +146,13 @@ test_drain(void)
 	    "RSS peak %.1f MB\n", n, secs, secs > 0 ? (double)(n - 1) / secs : 0.0,
 	    (double)(t1 - t0) / 1000.0, (double)n * 1000.0 / (double)(t1 - t0), batch,
 	    (double)proc_kb(p.pid, "VmHWM") / 1048576.0);
-	fprintf(stderr, "drain: %.0f commits, mean commit %.1f ms; probe CPU %.0f us per check\n",
+	fprintf(stderr, "drain: %.0f commits, mean commit %.1f ms, mean Redis write-through "
+	    "%.1f ms per batch; probe CPU %.0f us per check\n",
 	    tp_metric(&p, "upmon_probe_commit_seconds_count"),
 	    1000.0 * tp_metric(&p, "upmon_probe_commit_seconds_sum") /
 	    tp_metric(&p, "upmon_probe_commit_seconds_count"),
+	    1000.0 * tp_metric(&p, "upmon_probe_cache_seconds_sum") /
+	    tp_metric(&p, "upmon_probe_cache_seconds_count"),
 	    1e6 * tp_metric(&p, "process_cpu_seconds_total") / (double)n);
 	CHECK_EQ(tp_q(pg, "SELECT count(*) FROM check_results r JOIN monitors m ON "
 	    "m.id = r.monitor_id WHERE m.name LIKE 'drain-%' AND r.ok", 0), n);
