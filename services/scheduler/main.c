@@ -78,7 +78,7 @@ main(int argc, char **argv)
 	struct upmon_admin_config acfg;
 	struct upmon_metrics *reg = NULL;
 	struct upmon_admin *admin = NULL;
-	struct upmon_db *db = NULL, *lockdb = NULL;
+	struct upmon_db *db = NULL, *lockdb = NULL, *recdb = NULL;
 	struct upmon_amqp *amqp = NULL;
 	struct sched_ctx ctx;
 	struct sigaction sa;
@@ -102,7 +102,8 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	if (open_db(&cs, "upmon-scheduler", &db) != 0 ||
-	    open_db(&cs, "upmon-scheduler-lock", &lockdb) != 0) {
+	    open_db(&cs, "upmon-scheduler-lock", &lockdb) != 0 ||
+	    open_db(&cs, "upmon-scheduler-reconcile", &recdb) != 0) {
 		log_error("bad database settings");
 		goto out;
 	}
@@ -131,6 +132,7 @@ main(int argc, char **argv)
 	ctx.settings = &ss;
 	ctx.db = db;
 	ctx.lockdb = lockdb;
+	ctx.recdb = recdb;
 	ctx.amqp = amqp;
 	ctx.registry = reg;
 	ctx.admin = admin;
@@ -141,6 +143,7 @@ out:
 	upmon_admin_stop(admin);
 	upmon_amqp_free(amqp);
 	upmon_db_free(lockdb);		/* closing the session releases the leader lock */
+	upmon_db_free(recdb);
 	upmon_db_free(db);
 	upmon_metrics_free(reg);
 	upmon_config_release(tables, 2);

@@ -33,9 +33,6 @@
 static const char page_sql[] =
 	"SELECT " MON_COLUMNS " FROM monitors WHERE NOT paused AND id > $1::uuid "
 	"ORDER BY id LIMIT $2";
-static const char light_sql[] =
-	"SELECT id, (extract(epoch FROM updated_at) * 1000000)::int8 FROM monitors "
-	"WHERE NOT paused AND id > $1::uuid ORDER BY id LIMIT $2";
 static const char one_sql[] =
 	"SELECT " MON_COLUMNS " FROM monitors WHERE id = $1::uuid AND NOT paused";
 
@@ -583,81 +580,3 @@ sched_monitors_load_one(struct sched_monitors *t, struct upmon_db *db, const cha
 	return 0;
 }
 
-/*
- * The periodic safety net, cheap when nothing changed: pages of (id, updated_at) only;
- * monitors new or changed since their row was read are reloaded one by one (a full load
- * when there are more than RECONCILE_ONE_MAX of them); entries whose row is gone are removed.
- */
-#define RECONCILE_ONE_MAX 1000
-
-int
-sched_monitors_reconcile(struct sched_monitors *t, struct upmon_db *db, int batch,
-    sched_change_fn fn, sched_tick_fn tick, void *arg, size_t *nchanged)
-{
-	char last[UPMON_ID_MAX + 1] = "00000000-0000-0000-0000-000000000000";
-	char limit[24];
-	const char *params[2] = { last, limit };
-	char (*changed)[UPMON_ID_MAX + 1] = NULL;
-	struct upmon_db_error err;
-	PGresult *res = NULL;
-	struct sched_mon *m;
-	size_t nch = 0, i, nl;
-	bool overflow = false;
-	const char *id;
-	int64_t upd;
-	uint32_t no;
-	int n, r, rc = 0;
-
-	*nchanged = 0;
-	if ((changed = calloc(RECONCILE_ONE_MAX, sizeof(*changed))) == NULL)
-		return UPMON_DB_E_NOMEM;
-	snprintf(limit, sizeof(limit), "%d", batch > 0 ? batch : 5000);
-	t->pass++;
-	for (;;) {
-		if ((rc = upmon_db_query(db, UPMON_DB_IDEMPOTENT, light_sql, 2, params, &res,
-		    &err)) != 0) {
-			log_warnx("reconciling monitors: %s", err.message);
-			goto out;
-		}
-		n = PQntuples(res);
-		for (r = 0; r < n; r++) {
-			if ((id = upmon_db_value(res, r, 0)) == NULL ||
-			    upmon_db_int64(res, r, 1, &upd) != 0)
-				continue;
-			m = sched_monitors_get(t, sched_monitors_find(t, id));
-			if (m != NULL)
-				m->seen = t->pass;
-			if (m != NULL && m->updated_us == upd)
-				continue;
-			if (nch == RECONCILE_ONE_MAX)
-				overflow = true;
-			else
-				snprintf(changed[nch++], UPMON_ID_MAX + 1, "%s", id);
-		}
-		if (n > 0 && (id = upmon_db_value(res, n - 1, 0)) != NULL)
-			snprintf(last, sizeof(last), "%s", id);
-		PQclear(res);
-		if (n < batch)
-			break;
-		if (tick != NULL)
-			tick(arg);
-	}
-	for (no = 0; no < t->nno; no++) {
-		m = t->byno[no];
-		if (m != NULL && m->seen != t->pass)
-			sched_monitors_remove(t, no, fn, arg);
-	}
-	if (overflow) {
-		rc = sched_monitors_load_all(t, db, batch, fn, tick, arg, &nl);
-		*nchanged = nl;
-		goto out;
-	}
-	for (i = 0; i < nch; i++)
-		if ((rc = sched_monitors_load_one(t, db, changed[i], fn, arg)) == UPMON_DB_E_CONN)
-			goto out;
-	rc = 0;
-	*nchanged = nch;
-out:
-	free(changed);
-	return rc;
-}

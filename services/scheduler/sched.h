@@ -126,13 +126,50 @@ int sched_monitor_from_row(const struct pg_result *res, int row, struct upmon_ta
  * Returns 0 or a negative UPMON_DB_E_* code (the table then holds what was read). */
 int sched_monitors_load_all(struct sched_monitors *t, struct upmon_db *db, int batch,
     sched_change_fn fn, sched_tick_fn tick, void *arg, size_t *nloaded);
-/* The periodic safety net: compares (id, updated_at) pages with the table, reloads what
- * changed, removes what is gone. Sets *nchanged. Returns 0 or a negative UPMON_DB_E_* code. */
-int sched_monitors_reconcile(struct sched_monitors *t, struct upmon_db *db, int batch,
-    sched_change_fn fn, sched_tick_fn tick, void *arg, size_t *nchanged);
 /* Reloads one monitor by id: adds, updates or removes it (paused or deleted). */
 int sched_monitors_load_one(struct sched_monitors *t, struct upmon_db *db, const char *id,
     sched_change_fn fn, void *arg);
+
+/* ---- reconcile.c ----------------------------------------------------------------------- */
+
+struct sched_snap {
+	struct sched_snap_row *rows;
+	size_t n, cap;
+	unsigned seq;			/* the request it answers */
+};
+
+/* A thread with its own db handle reads snapshots of (id, updated_at); the loop applies them
+ * in chunks with sched_reconciler_step(). */
+struct sched_reconciler {
+	struct upmon_db *db;		/* the thread's own handle */
+	int batch;			/* rows per page */
+	_Atomic unsigned want;		/* request number, bumped by the loop */
+	_Atomic unsigned done;		/* last request the thread answered */
+	_Atomic unsigned failed;	/* last request whose read failed */
+	_Atomic int stop;
+	struct sched_snap *_Atomic ready;
+	pthread_t thread;
+	bool started;
+	/* the loop's side */
+	struct sched_snap *cur;
+	size_t pos;
+	uint32_t pass, since_version;
+	char (*changed)[UPMON_ID_MAX + 1];
+	size_t nchanged, capchanged;
+};
+
+int sched_reconciler_start(struct sched_reconciler *r);
+/* Stops and joins the thread, frees every snapshot. */
+void sched_reconciler_stop(struct sched_reconciler *r);
+/* Asks for a snapshot of the table t (entries loaded after this call are newer than it). */
+void sched_reconciler_request(struct sched_reconciler *r, const struct sched_monitors *t);
+/* Forgets the snapshot in progress (leadership lost, full reload). */
+void sched_reconciler_cancel(struct sched_reconciler *r);
+/* Compares up to chunk rows of the snapshot with t. -EAGAIN: no snapshot yet; -EIO: reading
+ * it failed (ask again later); -EINPROGRESS: call again; 0: done, with *nchanged rows
+ * reloaded and the entries whose row is gone removed (fn called for each change). */
+int sched_reconciler_step(struct sched_reconciler *r, struct sched_monitors *t,
+    struct upmon_db *db, size_t chunk, sched_change_fn fn, void *arg, size_t *nchanged);
 
 /* ---- settings.c ------------------------------------------------------------------------- */
 
@@ -267,7 +304,8 @@ struct sched_ctx {
 	const struct upmon_common_settings *common;
 	const struct sched_settings *settings;
 	struct upmon_db *db;		/* loads, LISTEN, partitions */
-	struct upmon_db *lockdb;	/* leadership */
+	struct upmon_db *lockdb;	/* leadership (the leader thread) */
+	struct upmon_db *recdb;		/* reconcile snapshots (the reconcile thread) */
 	struct upmon_amqp *amqp;
 	struct upmon_metrics *registry;
 	struct upmon_admin *admin;	/* may be NULL */

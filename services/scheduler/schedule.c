@@ -32,6 +32,7 @@
 #define PARTITION_EVERY_MS	(3600 * 1000)
 #define INITIAL_BATCH		20000
 #define NOTIFY_EVERY_MS		10	/* read notifications at most this often */
+#define RECONCILE_CHUNK		20000	/* snapshot rows compared per turn */
 
 struct sched {
 	struct sched_ctx *ctx;
@@ -49,6 +50,8 @@ struct sched {
 	bool reload_all;
 	bool initial;			/* the load on gaining leadership: heap built after */
 	bool leading;			/* the loop runs as leader */
+	struct sched_reconciler rec;
+	bool rec_pending;		/* a reconcile asked for and not applied yet */
 	int64_t next_pt;		/* mono ms: next published_through for the thread */
 	bool db_ready, amqp_ready;
 };
@@ -161,6 +164,8 @@ static void
 become_standby(struct sched *s, const char *why)
 {
 	sched_pub_drop(&s->pub);
+	sched_reconciler_cancel(&s->rec);
+	s->rec_pending = false;
 	sched_heap_clear(&s->heap);
 	sched_monitors_release(&s->mons);
 	sched_monitors_init(&s->mons);
@@ -316,24 +321,31 @@ leader_turn(struct sched *s)
 {
 	int64_t now = upmon_mono_ms();
 	size_t n;
+	int rc;
 
 	follow_changes(s);
 	if (s->reload_all) {
+		sched_reconciler_cancel(&s->rec);
+		s->rec_pending = false;
 		if (full_load(s, (int)s->ctx->settings->load_batch, &n) == 0) {
 			s->reload_all = false;
 			s->next_reconcile = now + s->ctx->settings->reconcile_s * 1000;
 		}
-	} else if (now >= s->next_reconcile) {
+	} else if (s->rec_pending) {
 		s->add_from = wall_us() / 1000;
-		if (sched_monitors_reconcile(&s->mons, s->ctx->db,
-		    (int)s->ctx->settings->load_batch, on_change, tick, s, &n) == 0) {
-			s->next_reconcile = now + s->ctx->settings->reconcile_s * 1000;
+		rc = sched_reconciler_step(&s->rec, &s->mons, s->ctx->db, RECONCILE_CHUNK,
+		    on_change, s, &n);
+		if (rc == 0 || rc == -EIO) {
+			s->rec_pending = false;
+			s->next_reconcile = now + (rc == 0 ?
+			    s->ctx->settings->reconcile_s * 1000 : 1000);
 			if (n > 0)
 				log_info("reconcile: %zu monitors changed without a notification", n);
-		} else {
-			s->next_reconcile = now + 1000;
+			update_gauges(s);
 		}
-		update_gauges(s);
+	} else if (now >= s->next_reconcile) {
+		sched_reconciler_request(&s->rec, &s->mons);
+		s->rec_pending = true;
 	}
 	publish_due(s);
 	if (now >= s->next_pt) {
@@ -428,7 +440,9 @@ sched_run(struct sched_ctx *ctx)
 	log_info("standby: waiting for the leader lock");
 	s.leader.poll_ms = ctx->settings->leader_poll_ms;
 	s.leader.state_ms = ctx->settings->state_ms;
-	if (sched_leader_start(&s.leader) != 0) {
+	s.rec.db = ctx->recdb;
+	s.rec.batch = (int)ctx->settings->load_batch;
+	if (sched_leader_start(&s.leader) != 0 || sched_reconciler_start(&s.rec) != 0) {
 		rc = -1;
 		goto out;
 	}
@@ -449,8 +463,9 @@ sched_run(struct sched_ctx *ctx)
 		atomic_store(&s.leader.published_through, published_through(&s));
 	}
 	/* a last state write, then the lock is released */
-	sched_leader_stop(&s.leader);
 out:
+	sched_leader_stop(&s.leader);
+	sched_reconciler_stop(&s.rec);
 	sched_pub_release(&s.pub);
 	sched_heap_release(&s.heap);
 	sched_monitors_release(&s.mons);
