@@ -135,6 +135,7 @@ main(void)
 	RUN(test_timeout);
 	tp_kill(target.pid, SIGTERM);
 	PQfinish(pg);
-	(void)test_sh("rm -rf '%s'", workdir);
+	if (test_failures == 0 && getenv("TP_KEEP") == NULL)
+		(void)test_sh("rm -rf '%s'", workdir);
 	return test_finish();
 }
