@@ -18,9 +18,10 @@
 #                     of upmon_scheduler_lateness_seconds (window delta); ">x" = above the
 #                     last finite bucket
 #   e2e               checked_at - scheduled_at of the window's rows, p50/p99 (exact, SQL)
-#   CPU us/check      utime+stime delta (/proc/<pid>/stat) of the probe, the scheduler,
-#                     RabbitMQ, PostgreSQL and Redis (process trees) and of the whole machine
-#                     (/proc/stat busy time, other people's processes included), per check
+#   CPU us/check      utime+stime delta (/proc/<pid>/stat) of the probe, RabbitMQ, PostgreSQL
+#                     and Redis (process trees) and of the whole machine (/proc/stat busy
+#                     time, other people's processes included), per acked check; the
+#                     scheduler's per published task
 #   RSS               VmHWM (peak) and VmRSS (now) of scheduler and probe
 #   queue             monitor_tasks ready + unacked at the start and end of the window
 #                     (management API; about a second behind)
@@ -338,7 +339,7 @@ run_size() { # N INTERVAL [URL [TAG]]: the probe's extra settings come from PROB
 	cps=$(awk -v a="$acked" -v t="$dt" 'BEGIN { printf "%.0f", a / t }')
 	rps=$(awk -v a="$rows" -v t="$dt" 'BEGIN { printf "%.0f", a / t }')
 	pcpu=$(bench_us_per "$((p1 - p0))" "$acked")
-	scpu=$(bench_us_per "$((s1 - s0))" "$acked")
+	scpu=$(bench_us_per "$((s1 - s0))" "$published")	# per published task
 	rcpu=$(bench_us_per "$((r1 - r0))" "$acked")
 	pgcpu=$(bench_us_per "$((pg1 - pg0))" "$acked")
 	rdcpu=$(bench_us_per "$((rd1 - rd0))" "$acked")
@@ -351,7 +352,7 @@ run_size() { # N INTERVAL [URL [TAG]]: the probe's extra settings come from PROB
 		echo "  published $published ($(awk -v a="$published" -v t="$dt" 'BEGIN { printf "%.0f", a / t }')/s) acked $acked ($cps/s) checks $checks rows $rows ($rps/s)"
 		echo "  lateness ms p50/p99/p99.9 (bucket-interpolated): $lat; e2e checked-scheduled ms p50/p99: $e2e"
 		echo "  probe: check ms p50/p99/p99.9 $chk; commit ms p50/p99/p99.9 $cmt; mean batch $batch"
-		echo "  cpu us/check: probe $pcpu scheduler $scpu rabbitmq $rcpu postgres $pgcpu redis $rdcpu machine $syscpu (machine busy ${busy}% of $(nproc) cores)"
+		echo "  cpu us per acked check: probe $pcpu, scheduler $scpu per published task, rabbitmq $rcpu postgres $pgcpu redis $rdcpu machine $syscpu (machine busy ${busy}% of $(nproc) cores)"
 		echo "  rss MB (hwm/now): scheduler $s_hwm/$s_rss probe $p_hwm/$p_rss; probe checks in flight avg $((infl_n ? infl_sum / infl_n : 0)) max $infl_max"
 		echo "  queue monitor_tasks at window start/end: $q0/$q1; left after the drain and the probe's stop: $left; dead: $dead"
 		echo "  published into upmon.tasks (broker) $pub_final (scheduler's last scrape: $pub_sched excl. republished), first-attempt rows $r1st, failed rows $fails, lost = $lost; grid holes $holes; missed slots $missed"
@@ -412,7 +413,7 @@ bench_blackbox_measure "$bb_duration" "8 16 64" after
 	printf '\nupmon pipeline (%s s window after %s s warm-up per size), blackbox_exporter same nginx, same run\n' "$duration" "$warmup"
 	printf '%-9s %5s %7s %7s %7s %4s  %-20s %-12s %6s %6s %6s %6s %6s  %-11s %-11s %11s %5s %5s\n' \
 		run ivl pub/s acked/s rows/s sust "lateness ms p50/99/99.9" "e2e ms p50/99" \
-		"probe" "sched" "rmq" "pg" "machine" "sched MB" "probe MB" "queue" lost holes
+		"probe" "sched*" "rmq" "pg" "machine" "sched MB" "probe MB" "queue" lost holes
 	printf '%-9s %5s %7s %7s %7s %4s  %-20s %-12s %6s %6s %6s %6s %6s  %-11s %-11s %11s %5s %5s\n' \
 		"" "" "" "" "" "" "(bucket-interp.)" "" "us/chk" "us/chk" "us/chk" "us/chk" "us/chk" "hwm/now" "hwm/now" "beg/end" "" ""
 	for r in "${ROWS[@]}"; do echo "$r"; done
@@ -421,6 +422,7 @@ bench_blackbox_measure "$bb_duration" "8 16 64" after
 	printf 'upmon best sustained %s checks/s: ratio %s x blackbox; best acked/s of any run %s: ratio %s x\n' \
 		"${BEST_SUSTAINED:-0}" "$(bench_ratio "${BEST_SUSTAINED:-0}" "$BLACKBOX_RATE")" \
 		"${BEST_CPS:-0}" "$(bench_ratio "${BEST_CPS:-0}" "$BLACKBOX_RATE")"
+	printf 'CPU columns: us per acked check (sched*: per published task); machine = all busy CPU of the box\n'
 	printf '(P1: >= 2,500/s sustained, nothing lost, >= 1.0x blackbox; upmon only checks what is due,\n'
 	printf ' so a sustained figure below the saturation point is the offered load, not the capacity)\n'
 } | tee -a "$RESULTS"
