@@ -4,7 +4,7 @@
 #
 #   tests/bench/pipeline.sh [--monitors 1000,10000,100000] [--interval S] [--duration S]
 #       [--warmup S] [--blackbox-duration S] [--bin DIR] [--env "N=v ..."]
-#       [--probe-env "N=v ..."] [--p7] [--keep]
+#       [--probe-env "N=v ..."] [--no-probe] [--p7] [--keep]
 #
 # --monitors takes N or N@S (S = interval in seconds) per size; plain N uses --interval, or
 # by default 10 s up to 10k monitors and 40 s above (1k/10 s = 100/s, 10k/10 s = 1,000/s,
@@ -33,6 +33,7 @@
 #                     the queue ended it with less than 2 s of work
 # --env sets UPMON_* settings for both services (e.g. "UPMON_AMQP_QUEUE_TYPE=classic
 # UPMON_AMQP_PREFETCH=8"), --probe-env for the probe only (e.g. "UPMON_PROBE_THREADS=4").
+# --no-probe runs the scheduler alone (P3 without the probe's CPU; the queue just fills).
 # --p7 adds a run for P7: 3,000 monitors at 10 s on upmon-test-target /slow/2000 with
 # UPMON_PROBE_CONSUMERS=256 (2 threads: up to 512 checks in flight); see the probe's RSS and
 # "in flight" figures. Sizes above what the machine sustains (e.g. 100000@10) measure the
@@ -50,12 +51,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 usage() {
 	echo "usage: tests/bench/pipeline.sh [--monitors N[@S],...] [--interval S] [--duration S]" \
 		"[--warmup S] [--blackbox-duration S] [--bin DIR] [--env \"N=v ...\"]" \
-		"[--probe-env \"N=v ...\"] [--p7] [--keep]" >&2
+		"[--probe-env \"N=v ...\"] [--no-probe] [--p7] [--keep]" >&2
 	exit 2
 }
 
 sizes=1000,10000,100000 interval="" duration=60 warmup=20 bb_duration=30 keep_stack=0 p7=0
-SVC_ENV="" PROBE_ENV_ALL=""
+SVC_ENV="" PROBE_ENV_ALL="" with_probe=1
 bin=$BENCH_REPO/build/bench-rel/bin
 while (($#)); do
 	case $1 in
@@ -67,6 +68,7 @@ while (($#)); do
 		--bin) bin=$2; shift 2 ;;
 		--keep) keep_stack=1; shift ;;
 		--p7) p7=1; shift ;;
+		--no-probe) with_probe=0; shift ;;
 		--env) SVC_ENV=$2; shift 2 ;;
 		--probe-env) PROBE_ENV_ALL=$2; shift 2 ;;
 		*) usage ;;
@@ -156,6 +158,9 @@ metric() {
 scrape() { # PORT FILE
 	curl -fsS -m 5 "http://127.0.0.1:$1/metrics" >"$2.tmp" && mv "$2.tmp" "$2"
 }
+pscrape() { # the probe's scrape; an empty one with --no-probe ($pp of run_size is empty)
+	if [[ -n $pp ]]; then scrape "$@"; else : >"$2"; fi
+}
 # Percentiles of histogram $3 between scrapes $1 and $2: prints "p50 p99 p99.9" in ms.
 hist_pcts() {
 	awk -v h="$3_bucket" '
@@ -239,18 +244,21 @@ run_size() { # N INTERVAL [URL [TAG]]: the probe's extra settings come from PROB
 	env UPMON_ADMIN_PORT="$sched_port" $SVC_ENV "$bin/upmon-scheduler" >"$BENCH_DIR/scheduler-$tag.log" 2>&1 &
 	sp=$!
 	BENCH_PIDS+=("$sp")
-	# shellcheck disable=SC2086
-	env UPMON_ADMIN_PORT="$probe_port" $SVC_ENV $PROBE_ENV_ALL ${PROBE_ENV:-} "$bin/upmon-probe" >"$BENCH_DIR/probe-$tag.log" 2>&1 &
-	pp=$!
-	BENCH_PIDS+=("$pp")
+	pp=""
+	if ((with_probe)); then
+		# shellcheck disable=SC2086
+		env UPMON_ADMIN_PORT="$probe_port" $SVC_ENV $PROBE_ENV_ALL ${PROBE_ENV:-} "$bin/upmon-probe" >"$BENCH_DIR/probe-$tag.log" 2>&1 &
+		pp=$!
+		BENCH_PIDS+=("$pp")
+	fi
 	wait_ready "$sched_port" "$sp" "scheduler-$tag"
-	wait_ready "$probe_port" "$pp" "probe-$tag"
+	[[ -z $pp ]] || wait_ready "$probe_port" "$pp" "probe-$tag"
 	bench_note "scheduler (pid $sp, admin $sched_port) and probe (pid $pp, admin $probe_port) ready; warm-up ${warmup} s"
 	sleep "$warmup"
 
 	local m=$BENCH_DIR/metrics-$tag
 	scrape "$sched_port" "$m.sched.0" || bench_die "scheduler /metrics failed"
-	scrape "$probe_port" "$m.probe.0" || bench_die "probe /metrics failed"
+	pscrape "$probe_port" "$m.probe.0" || bench_die "probe /metrics failed"
 	t0=$(date +%s.%N)
 	db0=$(sql "SELECT now()")
 	s0=$(bench_cpu_ticks "$sp") p0=$(bench_cpu_ticks "$pp") sys0=$(bench_sys_ticks)
@@ -261,7 +269,7 @@ run_size() { # N INTERVAL [URL [TAG]]: the probe's extra settings come from PROB
 	end=$((SECONDS + duration))
 	while ((SECONDS < end)); do
 		sleep 1
-		if scrape "$probe_port" "$m.probe.s"; then
+		if pscrape "$probe_port" "$m.probe.s"; then
 			v=$(metric "$m.probe.s" upmon_probe_inflight)
 			infl_sum=$((infl_sum + v)) infl_n=$((infl_n + 1))
 			((v > infl_max)) && infl_max=$v
@@ -273,7 +281,7 @@ run_size() { # N INTERVAL [URL [TAG]]: the probe's extra settings come from PROB
 	db1=$(sql "SELECT now()")
 	t1=$(date +%s.%N)
 	scrape "$sched_port" "$m.sched.1" || bench_die "scheduler /metrics failed"
-	scrape "$probe_port" "$m.probe.1" || bench_die "probe /metrics failed"
+	pscrape "$probe_port" "$m.probe.1" || bench_die "probe /metrics failed"
 	read -r s_hwm s_rss <<<"$(bench_mem_mb "$sp")"
 	read -r p_hwm p_rss <<<"$(bench_mem_mb "$pp")"
 	dt=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
@@ -313,11 +321,12 @@ run_size() { # N INTERVAL [URL [TAG]]: the probe's extra settings come from PROB
 	bench_stop_pid "$sp"
 	pub_sched=$(($(metric "$m.sched.2" upmon_scheduler_tasks_published_total) - $(metric "$m.sched.2" upmon_scheduler_tasks_republished_total)))
 	for ((i = 0; i < 60; i++)); do
-		scrape "$probe_port" "$m.probe.2" || break
+		[[ -n $pp ]] || break
+		pscrape "$probe_port" "$m.probe.2" || break
 		[[ $(metric "$m.probe.2" upmon_probe_inflight) == 0 ]] && [[ $(queue_depth) == 0 ]] && break
 		sleep 0.5
 	done
-	bench_stop_pid "$pp"
+	[[ -z $pp ]] || bench_stop_pid "$pp"
 	sleep 3 # the management API's counters lag (collect_statistics_interval 1 s here)
 	left=$(queue_depth)
 	dead=$(queue_count monitor_tasks_dead)
