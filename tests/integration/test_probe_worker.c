@@ -262,6 +262,7 @@ main(void)
 	tp_kill(target.pid, SIGTERM);
 	upmon_amqp_free(pub);
 	PQfinish(pg);
-	(void)test_sh("rm -rf '%s'", workdir);
+	if (test_failures == 0 && getenv("TP_KEEP") == NULL)
+		(void)test_sh("rm -rf '%s'", workdir);
 	return test_finish();
 }
