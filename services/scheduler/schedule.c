@@ -45,6 +45,7 @@ struct sched {
 	int64_t add_from;		/* wall ms: new monitors start at the first slot >= it */
 	int64_t next_reconcile, next_partition;	/* mono ms */
 	int64_t next_notify;		/* mono ms */
+	int64_t last_turn_ms;		/* wall ms of the last publish_due (debug) */
 	char (*pending)[UPMON_ID_MAX + 1];
 	size_t npending;
 	bool reload_all;
@@ -104,6 +105,11 @@ publish_due(struct sched *s)
 	int64_t now_us = wall_us(), now_ms = now_us / 1000, slot, next, period, skip;
 	uint32_t no;
 
+	if (log_enabled(UPMON_LOG_DEBUG) && sched_heap_peek(&s->heap, NULL, &slot) == 0 &&
+	    now_ms - slot > 20)
+		log_debug("late turn: slot %lld ms late, %lld ms since the last turn",
+		    (long long)(now_ms - slot), (long long)(now_ms - s->last_turn_ms));
+	s->last_turn_ms = now_ms;
 	while (sched_heap_peek(&s->heap, &no, &slot) == 0 && slot <= now_ms) {
 		m = sched_monitors_get(&s->mons, no);
 		if (m == NULL || m->invalid) {
@@ -323,7 +329,10 @@ leader_turn(struct sched *s)
 	size_t n;
 	int rc;
 
+	int64_t d0 = upmon_mono_ms(), d1, d2;
+
 	follow_changes(s);
+	d1 = upmon_mono_ms();
 	if (s->reload_all) {
 		sched_reconciler_cancel(&s->rec);
 		s->rec_pending = false;
@@ -347,7 +356,12 @@ leader_turn(struct sched *s)
 		sched_reconciler_request(&s->rec, &s->mons);
 		s->rec_pending = true;
 	}
+	d2 = upmon_mono_ms();
 	publish_due(s);
+	if (log_enabled(UPMON_LOG_DEBUG) && upmon_mono_ms() - d0 > 15)
+		log_debug("slow leader turn: notifications %lld ms, reconcile %lld ms, "
+		    "publish %lld ms", (long long)(d1 - d0), (long long)(d2 - d1),
+		    (long long)(upmon_mono_ms() - d2));
 	if (now >= s->next_pt) {
 		/* the leader thread writes it; computed often enough, not every turn */
 		s->next_pt = now + s->ctx->settings->state_ms / 2;
@@ -447,6 +461,9 @@ sched_run(struct sched_ctx *ctx)
 		goto out;
 	}
 	while (!*ctx->stop) {
+		int64_t t0 = upmon_mono_ms(), t1;
+		int wait;
+
 		leadership(&s);
 		if (s.leading)
 			leader_turn(&s);
@@ -455,7 +472,13 @@ sched_run(struct sched_ctx *ctx)
 		set_ready(&s);
 		if (*ctx->stop)
 			break;
-		(void)upmon_amqp_poll(ctx->amqp, sleep_ms(&s));
+		wait = sleep_ms(&s);
+		t1 = upmon_mono_ms();
+		(void)upmon_amqp_poll(ctx->amqp, wait);
+		if (log_enabled(UPMON_LOG_DEBUG) && (t1 - t0 > 15 ||
+		    upmon_mono_ms() - t1 > wait + 15))
+			log_debug("slow turn: %lld ms of work, %lld ms in poll (asked %d)",
+			    (long long)(t1 - t0), (long long)(upmon_mono_ms() - t1), wait);
 	}
 	if (s.leading) {
 		log_info("shutdown: waiting for %zu confirms", upmon_amqp_unconfirmed(ctx->amqp));
