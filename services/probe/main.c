@@ -27,9 +27,6 @@
 #include "upmon/msg.h"
 #include "upmon/ssrf.h"
 
-#ifndef UPMON_VERSION
-#define UPMON_VERSION "0.0.0"
-#endif
 
 #define PROBE_SERVICE	"upmon-probe"
 #define DB_PING_MS	5000
@@ -201,7 +198,7 @@ run(struct probe_main *pm)
 	pm->metrics = upmon_metrics_new();
 	if (pm->metrics == NULL)
 		return 1;
-	upmon_metrics_add_process(pm->metrics, PROBE_SERVICE, UPMON_VERSION);
+	upmon_metrics_add_process(pm->metrics, PROBE_SERVICE, upmon_version());
 	if ((rc = start_admin(pm)) != 0) {
 		log_error("admin endpoint: %s", strerror(-rc));
 		return 1;
