@@ -328,3 +328,18 @@ fatalx(const char *fmt, ...)
 	va_end(ap);
 	exit(1);
 }
+
+int
+log_ratelimit(struct log_ratelimit *rl, int64_t interval_ms, unsigned *suppressed)
+{
+	int64_t now = upmon_mono_ms();
+
+	if (now < rl->next_ms) {
+		rl->suppressed++;
+		return 0;
+	}
+	*suppressed = rl->suppressed;
+	rl->suppressed = 0;
+	rl->next_ms = now + interval_ms;
+	return 1;
+}

@@ -23,6 +23,7 @@
 #include "upmon/metrics.h"
 
 #define APPLY_TRIES 3		/* a deadlock or serialization failure is retried */
+#define STORE_WARN_INTERVAL_MS 5000	/* one "database down" warning per 5 s */
 
 static const char SQL_APPLY[] =
     "SELECT n, outcome, final, applied, status, previous, since_ms, at_ms, alert_kind, "
@@ -317,9 +318,12 @@ probe_store_apply(struct probe_store *s, struct probe_item *items, size_t n)
 		rc = 0;
 	}
 	if (rc < 0) {
+		unsigned skipped;
+
 		upmon_counter_inc(s->m_errors);
-		log_warnx("store: batch of %zu not committed: %s: %s", n, upmon_db_strerror(rc),
-		    err.message);
+		if (log_ratelimit(&s->warn_rl, STORE_WARN_INTERVAL_MS, &skipped))
+			log_warnx("store: batch of %zu not committed: %s: %s (%u similar "
+			    "suppressed)", n, upmon_db_strerror(rc), err.message, skipped);
 		return rc;
 	}
 	for (i = 0; i < m; i++)
@@ -391,11 +395,15 @@ probe_store_system_error(struct probe_store *s, const struct upmon_task *task, i
 	rc = upmon_db_commit(s->db, &err);
 out:
 	if (rc < 0) {
+		unsigned skipped;
+
 		upmon_db_rollback(s->db, NULL);
-		log_ctx_set(task->monitor_id, task->task_id);
-		log_warnx("store: system_error alert not written: %s: %s", upmon_db_strerror(rc),
-		    err.message);
-		log_ctx_clear();
+		if (log_ratelimit(&s->warn_rl, STORE_WARN_INTERVAL_MS, &skipped)) {
+			log_ctx_set(task->monitor_id, task->task_id);
+			log_warnx("store: system_error alert not written: %s: %s (%u similar "
+			    "suppressed)", upmon_db_strerror(rc), err.message, skipped);
+			log_ctx_clear();
+		}
 	} else if (ob.count > 0) {
 		upmon_counter_inc(s->m_alert_syserr);
 		if (s->wake != NULL)

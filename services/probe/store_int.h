@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 
 #include "store.h"
+#include "upmon/log.h"
 
 struct upmon_counter;
 struct upmon_histogram;
@@ -38,6 +39,8 @@ struct probe_store {
 	struct upmon_counter *m_alert_down, *m_alert_recovery, *m_alert_syserr;
 	struct upmon_counter *m_reprobes, *m_changes, *m_errors, *m_cache_errors;
 	struct upmon_histogram *m_commit;
+	/* while the database is down every batch fails alike: one warning per 5 s */
+	struct log_ratelimit warn_rl;
 };
 
 /* Outbox rows of one transaction, as the jsonb array the outbox INSERT takes. */

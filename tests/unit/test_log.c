@@ -2,6 +2,7 @@
 
 #include <json-c/json.h>
 
+#include "upmon/backoff.h"
 #include "upmon/log.h"
 
 static int evaluated;
@@ -112,6 +113,24 @@ test_levels(void)
 	CHECK_EQ(upmon_log_level, UPMON_LOG_DEBUG);
 }
 
+static void
+test_ratelimit(void)
+{
+	struct log_ratelimit rl = { 0 };
+	unsigned skipped = 99;
+	int i, allowed = 0;
+
+	CHECK_EQ(log_ratelimit(&rl, 200, &skipped), 1);	/* the first line goes out */
+	CHECK_EQ(skipped, 0);
+	for (i = 0; i < 50; i++)
+		allowed += log_ratelimit(&rl, 200, &skipped);
+	CHECK_EQ(allowed, 0);					/* within the interval: none */
+	upmon_sleep_ms(250);
+	CHECK_EQ(log_ratelimit(&rl, 200, &skipped), 1);	/* the next one says how many */
+	CHECK_EQ(skipped, 50);
+	CHECK_EQ(log_ratelimit(&rl, 200, &skipped), 0);
+}
+
 int
 main(void)
 {
@@ -119,5 +138,6 @@ main(void)
 	RUN(test_json_line);
 	RUN(test_truncation);
 	RUN(test_levels);
+	RUN(test_ratelimit);
 	return test_finish();
 }

@@ -11,6 +11,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum upmon_log_level {
 	UPMON_LOG_ERROR = 0,
@@ -62,6 +63,18 @@ void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn)
 	log_emit(UPMON_LOG_INFO, (fields), __VA_ARGS__); } while (0)
 #define log_warnf(fields, ...) do { if (log_enabled(UPMON_LOG_WARN)) \
 	log_emit(UPMON_LOG_WARN, (fields), __VA_ARGS__); } while (0)
+
+/*
+ * Rate limit for a repeated warning (a server down, the same failure on every task): at most
+ * one line per interval_ms. log_ratelimit() returns 1 when the caller may log now and stores
+ * in *suppressed how many lines were skipped since the last one (mention them: "(N similar
+ * suppressed)"), else 0 and counts one more. Zero-initialise the struct; one per thread.
+ */
+struct log_ratelimit {
+	int64_t next_ms;
+	unsigned suppressed;
+};
+int log_ratelimit(struct log_ratelimit *rl, int64_t interval_ms, unsigned *suppressed);
 
 /* Formats into buf (always terminated, truncated with "..." when too long); for tests and for
  * callers that send log lines elsewhere. Returns the length written. */
