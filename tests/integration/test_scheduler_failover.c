@@ -105,5 +105,7 @@ main(void)
 	upmon_amqp_free(c);
 	free(r.v);
 	upmon_db_free(ts_db);
+	ts_done(&a);
+	ts_done(&b);
 	return test_finish();
 }

@@ -72,5 +72,6 @@ main(void)
 	upmon_amqp_free(c);
 	free(r.v);
 	upmon_db_free(ts_db);
+	ts_done(&s);
 	return test_finish();
 }

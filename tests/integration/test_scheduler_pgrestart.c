@@ -64,5 +64,6 @@ main(void)
 		ts_show_log(&s);
 	upmon_amqp_free(c);
 	free(r.v);
+	ts_done(&s);
 	return test_finish();
 }

@@ -254,5 +254,6 @@ main(void)
 	free(del_id);
 	free(new_id);
 	upmon_db_free(ts_db);
+	ts_done(&s);
 	return test_finish();
 }

@@ -115,5 +115,6 @@ main(void)
 	free(gone_id);
 	free(bad_id);
 	upmon_db_free(ts_db);
+	ts_done(&s);
 	return test_finish();
 }

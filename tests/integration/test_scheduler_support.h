@@ -208,6 +208,14 @@ ts_show_log(const struct ts_sched *s)
 	test_sh("grep -v level=debug %s | tail -n 30 >&2", s->log);
 }
 
+/* Removes the child's log once the test passed (a failed test leaves it for reading). */
+static void
+ts_done(const struct ts_sched *s)
+{
+	if (test_failures == 0)
+		unlink(s->log);
+}
+
 /* Reads one sample of /metrics (exact series name incl. labels); -1 when unavailable. */
 static double
 ts_metric(const struct ts_sched *s, const char *series)
