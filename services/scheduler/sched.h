@@ -230,6 +230,7 @@ struct sched_pub {
 	struct sched_ring backlog;
 	size_t max_in_flight;
 	int64_t returned_logged_ms;
+	int64_t collected_ms;		/* wall ms of the last confirm collection */
 	int64_t down_logged_ms;
 };
 
