@@ -396,17 +396,43 @@ leadership(struct sched *s)
 	}
 }
 
+/*
+ * Waits for the next slot without spinning and without waking late: in the broker poll
+ * (which keeps heartbeats and reads confirms) until about 1 ms before it, then an absolute
+ * clock_nanosleep() to the slot itself, since the poll's millisecond timeout may return up
+ * to 1 ms early and would otherwise make the loop spin until the slot's millisecond starts.
+ * Returns the ms spent in the poll call's request (for the diagnostics).
+ */
 static int
-sleep_ms(struct sched *s)
+wait_next(struct sched *s)
 {
-	int64_t top, wait = POLL_MAX_MS, now;
+	struct timespec ts;
+	int64_t top, wait_us = (int64_t)POLL_MAX_MS * 1000;
+	int ms;
 
 	if (s->leading && sched_heap_peek(&s->heap, NULL, &top) == 0) {
-		now = wall_us() / 1000;
-		if (top - now < wait)
-			wait = top - now;
+		wait_us = top * 1000 - wall_us();
+		if (wait_us > (int64_t)POLL_MAX_MS * 1000)
+			wait_us = (int64_t)POLL_MAX_MS * 1000;
 	}
-	return wait < 0 ? 0 : (int)wait;
+	if (wait_us <= 0) {
+		(void)upmon_amqp_poll(s->ctx->amqp, 0);
+		return 0;
+	}
+	if (wait_us > 2000) {
+		ms = (int)(wait_us / 1000) - 1;
+		(void)upmon_amqp_poll(s->ctx->amqp, ms);
+		return ms;
+	}
+	(void)upmon_amqp_poll(s->ctx->amqp, 0);
+	if (s->leading && sched_heap_peek(&s->heap, NULL, &top) == 0) {
+		ts.tv_sec = (time_t)(top / 1000);
+		ts.tv_nsec = (long)(top % 1000) * 1000000L;
+		while (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, NULL) == EINTR &&
+		    !*s->ctx->stop)
+			;
+	}
+	return 0;
 }
 
 static void
@@ -472,9 +498,8 @@ sched_run(struct sched_ctx *ctx)
 		set_ready(&s);
 		if (*ctx->stop)
 			break;
-		wait = sleep_ms(&s);
 		t1 = upmon_mono_ms();
-		(void)upmon_amqp_poll(ctx->amqp, wait);
+		wait = wait_next(&s);
 		if (log_enabled(UPMON_LOG_DEBUG) && (t1 - t0 > 15 ||
 		    upmon_mono_ms() - t1 > wait + 15))
 			log_debug("slow turn: %lld ms of work, %lld ms in poll (asked %d)",
