@@ -217,8 +217,9 @@ bench_blackbox_measure() {
 	BLACKBOX_RUNS=${BLACKBOX_RUNS# }
 }
 
-# utime + stime of process $1 in clock ticks (0 when it is gone).
+# utime + stime of process $1 in clock ticks (0 when it is gone or $1 is empty).
 bench_cpu_ticks() {
+	[[ -n $1 ]] || { echo 0; return; }
 	awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
