@@ -32,7 +32,7 @@
 #define PARTITION_EVERY_MS	(3600 * 1000)
 #define INITIAL_BATCH		20000
 #define NOTIFY_EVERY_MS		10	/* read notifications at most this often */
-#define RECONCILE_CHUNK		20000	/* snapshot rows compared per turn */
+#define RECONCILE_CHUNK		5000	/* snapshot rows compared per turn (~2 ms) */
 
 struct sched {
 	struct sched_ctx *ctx;
