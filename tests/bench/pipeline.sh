@@ -343,6 +343,7 @@ run_size() { # N INTERVAL [URL [TAG]]: the probe's extra settings come from PROB
 	local lost="?"
 	# tasks still queued (a saturated run that could not drain in 60 s) are not lost
 	[[ $pub_final != "?" && $dead != "?" && $left != "?" ]] && lost=$((pub_final - r1st - dead - left))
+	[[ -n $pp ]] || lost="-"	# nothing consumed: the two broker figures lag differently
 
 	local cps rps pcpu scpu rcpu pgcpu rdcpu syscpu
 	cps=$(awk -v a="$acked" -v t="$dt" 'BEGIN { printf "%.0f", a / t }')
