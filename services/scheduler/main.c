@@ -18,14 +18,13 @@
 
 #define SCHED_VERSION "0.1.0"
 
-static volatile sig_atomic_t stop_flag;
+/* set by SIGTERM/SIGINT; the loop reads it every turn (<= 50 ms) */
 static volatile int stop_int;
 
 static void
 on_signal(int sig)
 {
 	(void)sig;
-	stop_flag = 1;
 	stop_int = 1;
 }
 

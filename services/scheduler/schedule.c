@@ -325,11 +325,9 @@ published_through(struct sched *s)
 static void
 leader_turn(struct sched *s)
 {
-	int64_t now = upmon_mono_ms();
+	int64_t now = upmon_mono_ms(), d1, d2;	/* d1, d2: debug timings */
 	size_t n;
 	int rc;
-
-	int64_t d0 = upmon_mono_ms(), d1, d2;
 
 	follow_changes(s);
 	d1 = upmon_mono_ms();
@@ -358,9 +356,9 @@ leader_turn(struct sched *s)
 	}
 	d2 = upmon_mono_ms();
 	publish_due(s);
-	if (log_enabled(UPMON_LOG_DEBUG) && upmon_mono_ms() - d0 > 15)
+	if (log_enabled(UPMON_LOG_DEBUG) && upmon_mono_ms() - now > 15)
 		log_debug("slow leader turn: notifications %lld ms, reconcile %lld ms, "
-		    "publish %lld ms", (long long)(d1 - d0), (long long)(d2 - d1),
+		    "publish %lld ms", (long long)(d1 - now), (long long)(d2 - d1),
 		    (long long)(upmon_mono_ms() - d2));
 	if (now >= s->next_pt) {
 		/* the leader thread writes it; computed often enough, not every turn */
