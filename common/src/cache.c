@@ -18,7 +18,8 @@
 #include <unistd.h>
 
 #define CACHE_MAX_SCRIPTS 16
-#define CACHE_MAX_EVAL_ARGS 64
+#define CACHE_MAX_EVAL_ARGS 384
+#define CACHE_STATUS_CHUNK 128	/* statuses per EVAL: 3 arguments each */
 #define CACHE_STATUS_PREFIX "upmon:status:"
 
 struct cache_script {
@@ -44,12 +45,20 @@ struct upmon_cache {
 	size_t nscripts;
 };
 
-/* Newest wins: write only when the stored ts is older. KEYS[1] status key, ARGV ts, json. */
+/* Newest wins: write each status only when its stored ts is older. KEYS[i] status keys,
+ * ARGV[2i-1] ts and ARGV[2i] json of KEYS[i]. Returns a bit per key: 1 = written. */
 static const char status_put_lua[] =
-    "local cur = redis.call('HGET', KEYS[1], 'ts')\n"
-    "if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end\n"
-    "redis.call('HSET', KEYS[1], 'ts', ARGV[1], 'json', ARGV[2])\n"
-    "return 1\n";
+    "local out = {}\n"
+    "for i = 1, #KEYS do\n"
+    "  local cur = redis.call('HGET', KEYS[i], 'ts')\n"
+    "  if cur and tonumber(cur) >= tonumber(ARGV[2 * i - 1]) then\n"
+    "    out[i] = 0\n"
+    "  else\n"
+    "    redis.call('HSET', KEYS[i], 'ts', ARGV[2 * i - 1], 'json', ARGV[2 * i])\n"
+    "    out[i] = 1\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
 
 /* Fixed window counter. KEYS[1] counter, ARGV[1] window ms. Returns {count, ms left}. */
 static const char incr_expire_lua[] =
@@ -650,29 +659,51 @@ upmon_cache_status_key(char *buf, size_t size, const char *monitor_id)
 }
 
 int
+upmon_cache_status_put_many(struct upmon_cache *c, size_t n, const char *const *monitor_ids,
+    const int64_t *ts_ms, const char *const *json, int *applied)
+{
+	char keys[CACHE_STATUS_CHUNK][128], ts[CACHE_STATUS_CHUNK][24];
+	const char *kp[CACHE_STATUS_CHUNK], *args[2 * CACHE_STATUS_CHUNK];
+	redisReply *r = NULL;
+	size_t done, i, m;
+	int rc;
+
+	for (i = 0; applied != NULL && i < n; i++)
+		applied[i] = 0;
+	for (i = 0; i < n; i++)
+		if (json[i] == NULL || ts_ms[i] < 0 ||
+		    upmon_cache_status_key(keys[0], sizeof(keys[0]), monitor_ids[i]) != 0)
+			return UPMON_CACHE_E_INVALID;
+	for (done = 0; done < n; done += m) {
+		m = n - done < CACHE_STATUS_CHUNK ? n - done : CACHE_STATUS_CHUNK;
+		for (i = 0; i < m; i++) {
+			(void)upmon_cache_status_key(keys[i], sizeof(keys[i]), monitor_ids[done + i]);
+			snprintf(ts[i], sizeof(ts[i]), "%lld", (long long)ts_ms[done + i]);
+			kp[i] = keys[i];
+			args[2 * i] = ts[i];
+			args[2 * i + 1] = json[done + i];
+		}
+		if ((rc = upmon_cache_eval(c, status_put_lua, (int)m, kp, (int)(2 * m), args,
+		    &r)) != 0)
+			return rc;
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != m) {
+			cache_seterr(c, "redis status_put: unexpected reply");
+			freeReplyObject(r);
+			return UPMON_CACHE_E_REPLY;
+		}
+		for (i = 0; applied != NULL && i < m; i++)
+			applied[done + i] = r->element[i]->type == REDIS_REPLY_INTEGER &&
+			    r->element[i]->integer == 1;
+		freeReplyObject(r);
+	}
+	return 0;
+}
+
+int
 upmon_cache_status_put(struct upmon_cache *c, const char *monitor_id, int64_t ts_ms,
     const char *json, int *applied)
 {
-	char key[128], ts[24];
-	const char *keys[1] = { key }, *args[2] = { ts, json };
-	redisReply *r = NULL;
-	int rc;
-
-	if (applied != NULL)
-		*applied = 0;
-	if (json == NULL || ts_ms < 0 || upmon_cache_status_key(key, sizeof(key), monitor_id))
-		return UPMON_CACHE_E_INVALID;
-	snprintf(ts, sizeof(ts), "%lld", (long long)ts_ms);
-	if ((rc = upmon_cache_eval(c, status_put_lua, 1, keys, 2, args, &r)) != 0)
-		return rc;
-	if (r->type != REDIS_REPLY_INTEGER) {
-		cache_seterr(c, "redis status_put: unexpected reply");
-		rc = UPMON_CACHE_E_REPLY;
-	} else if (applied != NULL) {
-		*applied = r->integer == 1;
-	}
-	freeReplyObject(r);
-	return rc;
+	return upmon_cache_status_put_many(c, 1, &monitor_id, &ts_ms, &json, applied);
 }
 
 int

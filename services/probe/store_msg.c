@@ -494,30 +494,43 @@ probe_store_cache(struct probe_store *s, const struct probe_item *items, size_t 
 	struct upmon_latest_status st;
 	char err[UPMON_ERROR_MAX + 1];
 	const struct probe_item *it;
-	char *json;
-	size_t k, len;
-	int rc, failed = 0;
+	const char **ids = NULL, **json = NULL;
+	int64_t *ts = NULL;
+	size_t k, m = 0, len;
+	int rc;
 
-	if (s->cache == NULL)
+	if (s->cache == NULL || s->nextra == 0)
 		return;
+	ids = calloc(s->nextra, sizeof(*ids));
+	json = calloc(s->nextra, sizeof(*json));
+	ts = calloc(s->nextra, sizeof(*ts));
+	if (ids == NULL || json == NULL || ts == NULL)
+		goto out;
 	for (k = 0; k < s->nextra; k++) {
+		char *js;
+
 		it = s->order[k];
 		if (it < items || it >= items + n || it->outcome != PROBE_ITEM_STORED)
 			continue;
 		latest_from(it, &s->extra[k], &st, err, sizeof(err));
-		if (upmon_msg_latest_encode(&st, &json, &len) < 0) {
+		if (upmon_msg_latest_encode(&st, &js, &len) < 0) {
 			log_warnx("store: latest status of %s not encodable", it->task->monitor_id);
 			continue;
 		}
-		rc = upmon_cache_status_put(s->cache, it->task->monitor_id,
-		    it->task->scheduled_at + it->task->attempt, json, NULL);
-		free(json);
-		if (rc < 0) {
-			upmon_counter_inc(s->m_cache_errors);
-			failed++;
-		}
+		ids[m] = it->task->monitor_id;
+		ts[m] = it->task->scheduled_at + it->task->attempt;
+		json[m++] = js;
 	}
-	if (failed > 0)
-		log_debug("store: %d latest-status writes failed: %s", failed,
+	/* one round trip for the whole batch; newest wins per monitor */
+	if (m > 0 && (rc = upmon_cache_status_put_many(s->cache, m, ids, ts, json, NULL)) < 0) {
+		upmon_counter_add(s->m_cache_errors, m);
+		log_debug("store: %zu latest-status writes failed: %s", m,
 		    upmon_cache_errstr(s->cache));
+	}
+out:
+	for (k = 0; json != NULL && k < m; k++)
+		free((char *)json[k]);
+	free(ids);
+	free(json);
+	free(ts);
 }

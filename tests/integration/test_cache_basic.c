@@ -163,6 +163,68 @@ test_newest_wins(void)
 	upmon_cache_free(c);
 }
 
+/* Many statuses in one call (chunked by 128): each one newest-wins on its own key; a batch
+ * holding two results of one monitor keeps the newer; a bad id refuses the whole call. */
+static void
+test_newest_wins_many(void)
+{
+	enum { N = 300 };
+	static char ids[N][64], js[N][32];
+	const char *idp[N], *jsp[N];
+	int64_t ts[N];
+	int applied[N], i, n_applied = 0;
+	struct upmon_cache *c = open_cache(1000);
+	char *json = NULL;
+	int64_t got = 0;
+
+	for (i = 0; i < N; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "test_cache_basic-many-%d", i);
+		snprintf(js[i], sizeof(js[i]), "{\"n\":%d}", i);
+		idp[i] = ids[i];
+		jsp[i] = js[i];
+		ts[i] = 5000 + i;
+		{
+			char key[128];
+
+			REQUIRE(upmon_cache_status_key(key, sizeof(key), ids[i]) == 0);
+			upmon_cache_del(c, key);
+		}
+	}
+	/* one older entry already stored for id 7 stays unless newer */
+	CHECK_EQ(upmon_cache_status_put(c, ids[7], 999999, "{\"old\":1}", NULL), 0);
+	CHECK_EQ(upmon_cache_status_put_many(c, N, idp, ts, jsp, applied), 0);
+	for (i = 0; i < N; i++)
+		n_applied += applied[i];
+	CHECK_EQ(n_applied, N - 1);
+	CHECK_EQ(applied[7], 0);
+	REQUIRE(upmon_cache_status_get(c, ids[299], &json, &got) == 0);
+	CHECK_STR(json, "{\"n\":299}");
+	CHECK_EQ(got, 5299);
+	free(json);
+	REQUIRE(upmon_cache_status_get(c, ids[7], &json, &got) == 0);
+	CHECK_STR(json, "{\"old\":1}");
+	free(json);
+	/* the same monitor twice in one call: the newer wins whatever the order */
+	idp[0] = idp[1] = ids[0];
+	ts[0] = 9001;
+	ts[1] = 9000;
+	CHECK_EQ(upmon_cache_status_put_many(c, 2, idp, ts, jsp, applied), 0);
+	CHECK_EQ(applied[0], 1);
+	CHECK_EQ(applied[1], 0);
+	REQUIRE(upmon_cache_status_get(c, ids[0], &json, &got) == 0);
+	CHECK_EQ(got, 9001);
+	CHECK_STR(json, "{\"n\":0}");
+	free(json);
+	/* a bad argument writes nothing */
+	jsp[1] = NULL;
+	ts[0] = 9999;
+	CHECK_EQ(upmon_cache_status_put_many(c, 2, idp, ts, jsp, applied), UPMON_CACHE_E_INVALID);
+	REQUIRE(upmon_cache_status_get(c, ids[0], &json, &got) == 0);
+	CHECK_EQ(got, 9001);
+	free(json);
+	upmon_cache_free(c);
+}
+
 static void
 test_slow_server(void)
 {
@@ -214,6 +276,7 @@ main(void)
 	RUN(test_rate_limit);
 	RUN(test_scripts);
 	RUN(test_newest_wins);
+	RUN(test_newest_wins_many);
 	RUN(test_slow_server);
 	return test_finish();
 }

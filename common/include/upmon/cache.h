@@ -115,7 +115,7 @@ int upmon_cache_incr_expire(struct upmon_cache *c, const char *key, long long wi
  * Runs a Lua script: EVALSHA with the script's SHA1 (learnt once per handle with SCRIPT LOAD),
  * falling back to EVAL when Redis answers NOSCRIPT (its script cache was flushed by a restart).
  * The handle remembers up to 16 scripts by content. Reply ownership as in
- * upmon_cache_command_argv(). nkeys + nargs <= 64.
+ * upmon_cache_command_argv(). nkeys + nargs <= 384.
  */
 int upmon_cache_eval(struct upmon_cache *c, const char *script, int nkeys, const char **keys,
     int nargs, const char **args, redisReply **reply);
@@ -127,6 +127,14 @@ int upmon_cache_eval(struct upmon_cache *c, const char *script, int nkeys, const
  */
 int upmon_cache_status_put(struct upmon_cache *c, const char *monitor_id, int64_t ts_ms,
     const char *json, int *applied);
+
+/*
+ * The same for n statuses in one round trip per 128 (one script call): monitor_ids[i],
+ * ts_ms[i], json[i]; applied (may be NULL) gets one flag per status. A bad argument anywhere
+ * writes nothing and returns UPMON_CACHE_E_INVALID.
+ */
+int upmon_cache_status_put_many(struct upmon_cache *c, size_t n, const char *const *monitor_ids,
+    const int64_t *ts_ms, const char *const *json, int *applied);
 
 /*
  * Reads upmon:status:<monitor_id>. On 0, *json is a malloc'd copy (caller frees) and *ts_ms
