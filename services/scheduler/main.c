@@ -11,12 +11,11 @@
 
 #include "upmon/admin.h"
 #include "upmon/amqp.h"
+#include "upmon/clients.h"
 #include "upmon/config.h"
 #include "upmon/db.h"
 #include "upmon/log.h"
 #include "upmon/metrics.h"
-
-#define SCHED_VERSION "0.1.0"
 
 /* set by SIGTERM/SIGINT; the loop reads it every turn (<= 50 ms) */
 static volatile int stop_int;
@@ -33,12 +32,7 @@ open_db(const struct upmon_common_settings *cs, const char *app, struct upmon_db
 {
 	struct upmon_db_config cfg;
 
-	upmon_db_config_init(&cfg);
-	cfg.url = cs->pg_url;
-	cfg.application_name = app;
-	cfg.connect_timeout_s = (int)cs->pg_connect_timeout;
-	cfg.statement_timeout_ms = (int)cs->pg_statement_timeout_ms;
-	cfg.reconnect_max_ms = (int)cs->reconnect_max_ms;
+	upmon_db_config_from(&cfg, cs, app);
 	return upmon_db_new(&cfg, out);
 }
 
@@ -47,17 +41,8 @@ open_amqp(const struct upmon_common_settings *cs, struct upmon_amqp **out)
 {
 	struct upmon_amqp_config cfg;
 
-	upmon_amqp_config_init(&cfg);
-	cfg.url = cs->amqp_url;
-	cfg.service = "upmon-scheduler";
-	cfg.heartbeat_s = (int)cs->amqp_heartbeat;
-	cfg.queue_type = cs->amqp_queue_type == UPMON_QUEUE_CLASSIC ? "classic" : "quorum";
-	cfg.retry_levels = (int)cs->retry_levels;
-	cfg.retry_base_ms = (int)cs->retry_base_ms;
-	cfg.retry_max_ms = (int)cs->retry_max_ms;
-	cfg.reconnect_max_ms = (int)cs->reconnect_max_ms;
-	cfg.max_body = (size_t)cs->max_message_bytes;
-	cfg.max_unconfirmed = 1000000;
+	upmon_amqp_config_from(&cfg, cs, "upmon-scheduler");
+	cfg.max_unconfirmed = 1000000;	/* MAX_IN_FLIGHT bounds it (publish.c) */
 	cfg.declare_topology = 1;
 	return upmon_amqp_new(&cfg, out);
 }
@@ -112,7 +97,7 @@ main(int argc, char **argv)
 	}
 	if ((reg = upmon_metrics_new()) == NULL)
 		fatalx("out of memory");
-	(void)upmon_metrics_add_process(reg, "upmon-scheduler", SCHED_VERSION);
+	(void)upmon_metrics_add_process(reg, "upmon-scheduler", upmon_version());
 	memset(&acfg, 0, sizeof(acfg));
 	acfg.addr = cs.admin_addr;
 	acfg.port = (int)cs.admin_port;
