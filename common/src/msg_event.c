@@ -17,7 +17,7 @@ _Static_assert(sizeof(enum upmon_alert_kind) == sizeof(int), "enums are stored a
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-static const char *const status_names[] = { "pending", "up", "down", "paused", NULL };
+const char *const msg_status_names[] = { "pending", "up", "down", "paused", NULL };
 static const char *const kind_names[] = {
 	"down", "recovery", "system_error", "tls_expiry", NULL,
 };
@@ -26,19 +26,20 @@ static const char *const kind_names[] = {
 static const struct mf status_fields[] = {
 	{ "monitor_id", MF_ID, MF_REQ, 1, UPMON_ID_MAX, 0, S(monitor_id), 0, NULL },
 	{ "owner_id", MF_ID, MF_REQ, 1, UPMON_ID_MAX, 0, S(owner_id), 0, NULL },
-	{ "status", MF_ENUM, MF_REQ, 0, 0, 0, S(status), 0, status_names },
-	{ "previous", MF_ENUM, MF_REQ, 0, 0, 0, S(previous), 0, status_names },
+	{ "status", MF_ENUM, MF_REQ, 0, 0, 0, S(status), 0, msg_status_names },
+	{ "previous", MF_ENUM, MF_REQ, 0, 0, 0, S(previous), 0, msg_status_names },
 	{ "at", MF_I64, MF_REQ, MSG_TIME_MIN, MSG_TIME_MAX, 0, S(at), 0, NULL },
 	{ "task_id", MF_TASKID, 0, 1, UPMON_TASK_ID_MAX, 0, S(task_id), 0, NULL },
 };
 
 #define R(f) offsetof(struct upmon_result_summary, f)
-static const struct mf result_fields[] = {
+const struct mf msg_result_fields[] = {
 	{ "ok", MF_BOOL, MF_REQ, 0, 0, 0, R(ok), 0, NULL },
 	{ "latency_ms", MF_INT, MF_REQ, 0, 3600000, 0, R(latency_ms), 0, NULL },
 	{ "status_code", MF_INT, MF_OMIT, 100, 599, 0, R(status_code), 0, NULL },
 	{ "error", MF_STR, 0, 1, UPMON_ERROR_MAX, 0, R(error), TX_ANY, NULL },
 };
+const size_t msg_result_nfields = N(msg_result_fields);
 
 #define A(f) offsetof(struct upmon_alert_event, f)
 static const struct mf alert_fields[] = {
@@ -76,7 +77,7 @@ static const struct {
 const char *
 upmon_monitor_status_name(enum upmon_monitor_status s)
 {
-	return (unsigned)s < N(status_names) - 1 ? status_names[s] : NULL;
+	return (unsigned)s < N(msg_status_names) - 1 ? msg_status_names[s] : NULL;
 }
 
 const char *
@@ -100,7 +101,7 @@ name_index(const char *const *names, const char *name)
 int
 upmon_monitor_status_parse(const char *name, enum upmon_monitor_status *out)
 {
-	int i = name_index(status_names, name);
+	int i = name_index(msg_status_names, name);
 
 	if (i < 0)
 		return i;
@@ -130,7 +131,7 @@ upmon_status_event_init(struct upmon_status_event *ev)
 void
 upmon_status_event_release(struct upmon_status_event *ev)
 {
-	mf_release(result_fields, N(result_fields), &ev->result);
+	mf_release(msg_result_fields, msg_result_nfields, &ev->result);
 	upmon_status_event_init(ev);
 }
 
@@ -147,7 +148,7 @@ upmon_status_event_validate(const struct upmon_status_event *ev, char *err, size
 	if (!ev->has_result)
 		return 0;
 	snprintf(c.prefix, sizeof(c.prefix), "result.");
-	return mf_validate(&c, result_fields, N(result_fields), &ev->result);
+	return mf_validate(&c, msg_result_fields, msg_result_nfields, &ev->result);
 }
 
 static const char *
@@ -160,11 +161,11 @@ status_key_ok(const char *key, const void *arg)
 	return "unknown field";
 }
 
-static const char *
-result_key_ok(const char *key, const void *arg)
+const char *
+msg_result_key_ok(const char *key, const void *arg)
 {
 	(void)arg;
-	return mf_has(result_fields, N(result_fields), key) ? NULL : "unknown field";
+	return mf_has(msg_result_fields, msg_result_nfields, key) ? NULL : "unknown field";
 }
 
 int
@@ -188,8 +189,8 @@ upmon_msg_status_decode(const char *buf, size_t len, struct upmon_status_event *
 		}
 		out->has_result = true;
 		snprintf(c.prefix, sizeof(c.prefix), "result.");
-		if ((rc = mf_check_keys(&c, res, result_key_ok, NULL)) < 0 ||
-		    (rc = mf_decode(&c, res, result_fields, N(result_fields), &out->result)) < 0)
+		if ((rc = mf_check_keys(&c, res, msg_result_key_ok, NULL)) < 0 ||
+		    (rc = mf_decode(&c, res, msg_result_fields, msg_result_nfields, &out->result)) < 0)
 			goto fail;
 	}
 	if ((rc = upmon_status_event_validate(out, err, errlen)) < 0)
@@ -224,7 +225,7 @@ upmon_msg_status_encode(const struct upmon_status_event *ev, char **out, size_t 
 			json_object_put(res);
 			goto out;
 		}
-		if ((rc = mf_encode(res, result_fields, N(result_fields), &ev->result)) < 0)
+		if ((rc = mf_encode(res, msg_result_fields, msg_result_nfields, &ev->result)) < 0)
 			goto out;
 	}
 	rc = msg_serialize(root, out, len);

@@ -97,4 +97,12 @@ int msg_add_str(json_object *obj, const char *key, const char *s, size_t len);
 /* Checks "<id>:<digits>:<digits>"; returns 1 when well-formed. */
 int msg_task_id_wellformed(const char *s, size_t len);
 
+/* Shared by the status event and the latest status (msg_event.c): the status names and the
+ * check result summary's fields. */
+extern const char *const msg_status_names[];
+extern const struct mf msg_result_fields[];
+extern const size_t msg_result_nfields;
+/* mf_key_fn accepting exactly the result summary's fields. */
+const char *msg_result_key_ok(const char *key, const void *arg);
+
 #endif

@@ -15,13 +15,11 @@
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define MS_MAX 3600000
 
-static const char *const status_names[] = { "pending", "up", "down", "paused", NULL };
-
 #define L(f) offsetof(struct upmon_latest_status, f)
 static const struct mf latest_fields[] = {
 	{ "monitor_id", MF_ID, MF_REQ, 1, UPMON_ID_MAX, 0, L(monitor_id), 0, NULL },
 	{ "owner_id", MF_ID, MF_REQ, 1, UPMON_ID_MAX, 0, L(owner_id), 0, NULL },
-	{ "status", MF_ENUM, MF_REQ, 0, 0, 0, L(status), 0, status_names },
+	{ "status", MF_ENUM, MF_REQ, 0, 0, 0, L(status), 0, msg_status_names },
 	{ "since", MF_I64, MF_REQ, MSG_TIME_MIN, MSG_TIME_MAX, 0, L(since), 0, NULL },
 	{ "checked_at", MF_I64, MF_REQ, MSG_TIME_MIN, MSG_TIME_MAX, 0, L(checked_at), 0, NULL },
 	{ "scheduled_at", MF_I64, MF_REQ, MSG_TIME_MIN, MSG_TIME_MAX, 0, L(scheduled_at), 0,
@@ -32,14 +30,6 @@ static const struct mf latest_fields[] = {
 /* Present only when has_cert. */
 static const struct mf cert_fields[] = {
 	{ "cert_days_left", MF_INT, MF_REQ, -36500, 36500, 0, L(cert_days_left), 0, NULL },
-};
-
-#define R(f) offsetof(struct upmon_result_summary, f)
-static const struct mf result_fields[] = {
-	{ "ok", MF_BOOL, MF_REQ, 0, 0, 0, R(ok), 0, NULL },
-	{ "latency_ms", MF_INT, MF_REQ, 0, MS_MAX, 0, R(latency_ms), 0, NULL },
-	{ "status_code", MF_INT, MF_OMIT, 100, 599, 0, R(status_code), 0, NULL },
-	{ "error", MF_STR, 0, 1, UPMON_ERROR_MAX, 0, R(error), TX_ANY, NULL },
 };
 
 #define T(f) offsetof(struct upmon_timings, f)
@@ -65,7 +55,7 @@ upmon_latest_status_init(struct upmon_latest_status *st)
 void
 upmon_latest_status_release(struct upmon_latest_status *st)
 {
-	mf_release(result_fields, N(result_fields), &st->result);
+	mf_release(msg_result_fields, msg_result_nfields, &st->result);
 	upmon_latest_status_init(st);
 }
 
@@ -81,7 +71,7 @@ upmon_latest_status_validate(const struct upmon_latest_status *st, char *err, si
 	    (rc = mf_validate(&c, cert_fields, N(cert_fields), st)) < 0)
 		return rc;
 	snprintf(c.prefix, sizeof(c.prefix), "result.");
-	if ((rc = mf_validate(&c, result_fields, N(result_fields), &st->result)) < 0)
+	if ((rc = mf_validate(&c, msg_result_fields, msg_result_nfields, &st->result)) < 0)
 		return rc;
 	snprintf(c.prefix, sizeof(c.prefix), "timings.");
 	return mf_validate(&c, timing_fields, N(timing_fields), &st->timings);
@@ -96,13 +86,6 @@ latest_key_ok(const char *key, const void *arg)
 	    mf_has(latest_fields, N(latest_fields), key))
 		return NULL;
 	return "unknown field";
-}
-
-static const char *
-result_key_ok(const char *key, const void *arg)
-{
-	(void)arg;
-	return mf_has(result_fields, N(result_fields), key) ? NULL : "unknown field";
 }
 
 static const char *
@@ -151,8 +134,8 @@ upmon_msg_latest_decode(const char *buf, size_t len, struct upmon_latest_status 
 		if ((rc = mf_decode(&c, root, cert_fields, N(cert_fields), out)) < 0)
 			goto fail;
 	}
-	if ((rc = decode_object(&c, root, "result", result_key_ok, result_fields,
-	    N(result_fields), &out->result)) < 0 ||
+	if ((rc = decode_object(&c, root, "result", msg_result_key_ok,
+	    msg_result_fields, msg_result_nfields, &out->result)) < 0 ||
 	    (rc = decode_object(&c, root, "timings", timing_key_ok, timing_fields,
 	    N(timing_fields), &out->timings)) < 0)
 		goto fail;
@@ -197,7 +180,7 @@ upmon_msg_latest_encode(const struct upmon_latest_status *st, char **out, size_t
 	if ((rc = mf_encode(root, latest_fields, N(latest_fields), st)) < 0 ||
 	    (st->has_cert &&
 	    (rc = mf_encode(root, cert_fields, N(cert_fields), st)) < 0) ||
-	    (rc = encode_object(root, "result", result_fields, N(result_fields),
+	    (rc = encode_object(root, "result", msg_result_fields, msg_result_nfields,
 	    &st->result)) < 0 ||
 	    (rc = encode_object(root, "timings", timing_fields, N(timing_fields),
 	    &st->timings)) < 0)
