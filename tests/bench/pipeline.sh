@@ -327,8 +327,16 @@ run_size() { # N INTERVAL [URL [TAG]]: the probe's extra settings come from PROB
 		sleep 0.5
 	done
 	[[ -z $pp ]] || bench_stop_pid "$pp"
-	sleep 3 # the management API's counters lag (collect_statistics_interval 1 s here)
-	left=$(queue_depth)
+	# The management API's counters lag (collect_statistics_interval 1 s here) and the
+	# probe's unacked deliveries go back to the queue when it disconnects: read the depth
+	# until two reads 2 s apart agree (at most ~30 s).
+	local prev=""
+	for ((i = 0; i < 15; i++)); do
+		sleep 2
+		left=$(queue_depth)
+		[[ $left == "$prev" ]] && break
+		prev=$left
+	done
 	dead=$(queue_count monitor_tasks_dead)
 	pub_final=$(mgmt GET "/api/exchanges/$VHOST/upmon.tasks" 2>/dev/null |
 		grep -o '"publish_in":[0-9]*' | head -n 1 | cut -d: -f2) || pub_final="?"
