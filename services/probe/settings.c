@@ -11,7 +11,7 @@ static const struct upmon_config_opt probe_opts[] = {
 	{ "UPMON_PROBE_THREADS", UPMON_CFG_INT, 1, 64, "2", NULL, NULL,
 	  "Worker threads; each has its own RabbitMQ connection, check engine and PostgreSQL "
 	  "connection.", PS(threads), 0, NULL },
-	{ "UPMON_PROBE_CONSUMERS", UPMON_CFG_INT, 1, 256, "64", NULL, NULL,
+	{ "UPMON_PROBE_CONSUMERS", UPMON_CFG_INT, 1, 256, "256", NULL, NULL,
 	  "Consumer channels on monitor_tasks per thread (each with UPMON_AMQP_PREFETCH): the "
 	  "checks a thread runs at once.", PS(consumers), 0, NULL },
 	{ "UPMON_PROBE_BATCH_MAX", UPMON_CFG_INT, 1, 4096, "128", NULL, NULL,
