@@ -214,7 +214,7 @@ p1=$(grep '^PORT_' "$s1/stack.env" | cut -d= -f2 | sort)
 p2=$(grep '^PORT_' "$s2/stack.env" | cut -d= -f2 | sort)
 common=$(comm -12 <(echo "$p1") <(echo "$p2"))
 [[ -z $common ]] || fail "the two stacks share ports: $common"
-UPMON_STATE_DIR=$s1 "$local_dir/ctl" status >/dev/null || fail "stack 1 no longer fully running"
+UPMON_STATE_DIR=$s1 "$local_dir/ctl" status infra >/dev/null || fail "stack 1 no longer fully running"
 
 step "down both"
 pids=$(recorded_pids "$s1"; recorded_pids "$s2")
