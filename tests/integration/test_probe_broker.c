@@ -27,54 +27,28 @@ test_restart(void)
 	struct tp_monitor mons[NMON];
 	struct upmon_amqp *pub;
 	struct tp_probe p;
-	struct upmon_task t;
-	char url[256], name[32];
-	int64_t deadline;
 	long long rows;
-	int i, k;
 
 	pub = tp_publisher();
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/slow/300", target.port);
-	for (i = 0; i < NMON; i++) {
-		snprintf(name, sizeof(name), "restart-%d", i);
-		tp_monitor_create(pg, &mons[i], owner, name, url, NULL, 5000, 0);
-	}
-	for (k = 0; k < NSLOT; k++) {
-		for (i = 0; i < NMON; i++) {
-			tp_task(&mons[i], tp_slot(k), 1, &t);
-			tp_publish_task(pub, &t);
-			upmon_task_release(&t);
-		}
-	}
-	CHECK_EQ(tp_confirm_all(pub), 0);
+	tp_monitors(pg, mons, NMON, owner, "restart", &target, "/slow/300", 5000);
+	tp_publish_slots(pub, mons, NMON, 0, NSLOT);
 	upmon_amqp_free(pub);
 
 	tp_probe_start(&p, workdir, "probe-restart", env);
-	deadline = upmon_mono_ms() + 20000;
-	while (upmon_mono_ms() < deadline && tp_q(pg, "SELECT count(*) FROM check_results "
-	    "r JOIN monitors m ON m.id = r.monitor_id WHERE m.name LIKE 'restart-%'", 0) < 40)
-		upmon_sleep_ms(50);
+	(void)tp_wait_count(pg, "SELECT count(*) FROM check_results r JOIN monitors m ON "
+	    "m.id = r.monitor_id WHERE m.name LIKE 'restart-%'", NULL, 40, 20000, 50);
 	rows = tp_q(pg, "SELECT count(*) FROM check_results", 0);
 	CHECK_INT(rows, <, NMON * NSLOT);
 	REQUIRE(test_sh("\"$UPMON_CTL\" restart rabbitmq >/dev/null") == 0);
 	fprintf(stderr, "rabbitmq restarted with %lld of %d rows stored\n", rows,
 	    NMON * NSLOT);
 
-	deadline = upmon_mono_ms() + 60000;
-	while (upmon_mono_ms() < deadline &&
-	    tp_q(pg, "SELECT count(*) FROM check_results", 0) < NMON * NSLOT)
-		upmon_sleep_ms(250);
-	CHECK_EQ(tp_q(pg, "SELECT count(*) FROM check_results", 0), NMON * NSLOT);
-	CHECK_EQ(tp_q(pg, "SELECT count(*) FROM check_results WHERE NOT ok", 0), 0);
-	CHECK_EQ(tp_queue_wait("monitor_tasks", 0, 20000), 0);
-	CHECK_EQ(tp_queue_wait("monitor_tasks_dead", 0, 3000), 0);
+	tp_check_all_stored(pg, NMON * NSLOT);
 	fprintf(stderr, "after the restart: %.0f redelivered, %.0f duplicates, %.0f acked\n",
 	    tp_metric(&p, "upmon_probe_tasks_redelivered_total"),
 	    tp_metric(&p, "upmon_probe_tasks_duplicate_total"),
 	    tp_metric(&p, "upmon_probe_tasks_acked_total"));
-	if (test_failures > 0)
-		tp_tail(p.log);
-	tp_kill(p.pid, SIGTERM);
+	tp_probe_stop(&p, SIGTERM);
 }
 
 static void
@@ -85,22 +59,16 @@ test_timeout(void)
 	struct upmon_amqp *pub;
 	struct tp_monitor m;
 	struct tp_probe p;
-	struct upmon_task t;
 	char url[256];
 	int64_t deadline, t0;
-	int i, st;
+	int st;
 
 	pub = tp_publisher();
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/slow/20000", target.port);
 	tp_monitor_create(pg, &m, owner, "timeout", url, NULL, 30000, 0);
 	tp_probe_start(&p, workdir, "probe-timeout", env);
 	REQUIRE(tp_probe_ready(&p, 20000) == 0);
-	for (i = 0; i < 8; i++) {
-		tp_task(&m, tp_slot(i), 1, &t);
-		tp_publish_task(pub, &t);
-		upmon_task_release(&t);
-	}
-	CHECK_EQ(tp_confirm_all(pub), 0);
+	tp_publish_slots(pub, &m, 1, 0, 8);
 	upmon_amqp_free(pub);
 	deadline = upmon_mono_ms() + 10000;
 	while (tp_metric(&p, "upmon_probe_inflight") < 8 && upmon_mono_ms() < deadline)
@@ -125,17 +93,8 @@ test_timeout(void)
 int
 main(void)
 {
-	t_log_init();
-	REQUIRE(mkdtemp(workdir) != NULL);
-	tp_migrate();
-	pg = tp_pg();
-	tp_user(pg, "broker@example.test", owner);
-	tp_target_start(&target, workdir);
+	tp_setup(workdir, "broker@example.test", &pg, owner, &target, NULL);
 	RUN(test_restart);
 	RUN(test_timeout);
-	tp_kill(target.pid, SIGTERM);
-	PQfinish(pg);
-	if (test_failures == 0 && getenv("TP_KEEP") == NULL)
-		(void)test_sh("rm -rf '%s'", workdir);
-	return test_finish();
+	return tp_teardown(workdir, &target, NULL, pg);
 }

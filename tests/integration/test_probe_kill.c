@@ -20,34 +20,15 @@ main(void)
 	struct tp_target target;
 	struct tp_probe p1, p2;
 	struct upmon_amqp *pub;
-	struct upmon_task t;
-	char owner[UPMON_ID_MAX + 1], url[256], name[32];
+	char owner[UPMON_ID_MAX + 1];
 	int64_t deadline;
 	long long rows = 0;
 	double inflight = 0, redelivered;
 	PGconn *pg;
-	int i, k;
 
-	t_log_init();
-	REQUIRE(mkdtemp(workdir) != NULL);
-	tp_migrate();
-	pg = tp_pg();
-	tp_user(pg, "kill@example.test", owner);
-	tp_target_start(&target, workdir);
-	pub = tp_publisher();
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/slow/500", target.port);
-	for (i = 0; i < NMON; i++) {
-		snprintf(name, sizeof(name), "kill-%d", i);
-		tp_monitor_create(pg, &mons[i], owner, name, url, NULL, 5000, 0);
-	}
-	for (k = 0; k < NSLOT; k++) {
-		for (i = 0; i < NMON; i++) {
-			tp_task(&mons[i], tp_slot(k), 1, &t);
-			tp_publish_task(pub, &t);
-			upmon_task_release(&t);
-		}
-	}
-	CHECK_EQ(tp_confirm_all(pub), 0);
+	tp_setup(workdir, "kill@example.test", &pg, owner, &target, &pub);
+	tp_monitors(pg, mons, NMON, owner, "kill", &target, "/slow/500", 5000);
+	tp_publish_slots(pub, mons, NMON, 0, NSLOT);
 
 	tp_probe_start(&p1, workdir, "probe1", env);
 	/* kill it while its 64 channels hold checks and some results are already stored */
@@ -68,30 +49,14 @@ main(void)
 	    rows);
 
 	tp_probe_start(&p2, workdir, "probe2", env);
-	deadline = upmon_mono_ms() + 60000;
-	while (upmon_mono_ms() < deadline &&
-	    tp_q(pg, "SELECT count(*) FROM check_results", 0) < NMON * NSLOT)
-		upmon_sleep_ms(250);
-	CHECK_EQ(tp_q(pg, "SELECT count(*) FROM check_results", 0), NMON * NSLOT);
-	CHECK_EQ(tp_q(pg, "SELECT count(*) FROM (SELECT DISTINCT monitor_id, scheduled_at, "
-	    "attempt FROM check_results) d", 0), NMON * NSLOT);
-	CHECK_EQ(tp_q(pg, "SELECT count(*) FROM check_results WHERE NOT ok", 0), 0);
-	CHECK_EQ(tp_queue_wait("monitor_tasks", 0, 20000), 0);
-	CHECK_EQ(tp_queue_wait("monitor_tasks_dead", 0, 3000), 0);
+	tp_check_all_stored(pg, NMON * NSLOT);
 	redelivered = tp_metric(&p2, "upmon_probe_tasks_redelivered_total");
 	fprintf(stderr, "second probe: %.0f redelivered, %.0f duplicates\n", redelivered,
 	    tp_metric(&p2, "upmon_probe_tasks_duplicate_total"));
 	CHECK_INT(redelivered, >=, 1);
 
-	if (test_failures > 0) {
+	if (test_failures > 0)
 		tp_tail(p1.log);
-		tp_tail(p2.log);
-	}
-	tp_kill(p2.pid, SIGTERM);
-	tp_kill(target.pid, SIGTERM);
-	upmon_amqp_free(pub);
-	PQfinish(pg);
-	if (test_failures == 0 && getenv("TP_KEEP") == NULL)
-		(void)test_sh("rm -rf '%s'", workdir);
-	return test_finish();
+	tp_probe_stop(&p2, SIGTERM);
+	return tp_teardown(workdir, &target, pub, pg);
 }

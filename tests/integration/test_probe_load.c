@@ -43,42 +43,20 @@ proc_kb(pid_t pid, const char *field)
 static void
 publish_set(const char *prefix, const char *path, int nmon, int nslot, int timeout_ms)
 {
-	struct tp_monitor m;
-	struct upmon_task t;
-	char url[256], name[64];
-	int i, k;
+	struct tp_monitor *mons;
 
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", target.port, path);
-	for (i = 0; i < nmon; i++) {
-		snprintf(name, sizeof(name), "%s-%d", prefix, i);
-		tp_monitor_create(pg, &m, owner, name, url, NULL, timeout_ms, 0);
-		for (k = 0; k < nslot; k++) {
-			tp_task(&m, tp_slot(k), 1, &t);
-			tp_publish_task(pub, &t);
-			upmon_task_release(&t);
-		}
-	}
-	CHECK_EQ(tp_confirm_all(pub), 0);
-}
-
-static long long
-rows_like(const char *prefix)
-{
-	return tp_q(pg, "SELECT count(*) FROM check_results r JOIN monitors m ON "
-	    "m.id = r.monitor_id WHERE m.name LIKE $1 || '-%'", 1, prefix);
+	mons = calloc((size_t)nmon, sizeof(*mons));
+	REQUIRE(mons != NULL);
+	tp_monitors(pg, mons, nmon, owner, prefix, &target, path, timeout_ms);
+	tp_publish_slots(pub, mons, nmon, 0, nslot);
+	free(mons);
 }
 
 static int
 wait_rows(const char *prefix, long long n, int timeout_ms)
 {
-	int64_t deadline = upmon_mono_ms() + timeout_ms;
-
-	while (upmon_mono_ms() < deadline) {
-		if (rows_like(prefix) >= n)
-			return 0;
-		upmon_sleep_ms(200);
-	}
-	return -1;
+	return tp_wait_count(pg, "SELECT count(*) FROM check_results r JOIN monitors m ON "
+	    "m.id = r.monitor_id WHERE m.name LIKE $1 || '-%'", prefix, n, timeout_ms, 200);
 }
 
 static void
@@ -113,9 +91,7 @@ test_inflight(void)
 	CHECK_INT(hwm, <=, P7_RSS_MAX);
 	CHECK_EQ(tp_q(pg, "SELECT count(*) FROM check_results WHERE NOT ok", 0), 0);
 	CHECK_EQ(tp_queue_wait("monitor_tasks", 0, 10000), 0);
-	if (test_failures > 0)
-		tp_tail(p.log);
-	tp_kill(p.pid, SIGTERM);
+	tp_probe_stop(&p, SIGTERM);
 }
 
 static void
@@ -159,28 +135,15 @@ test_drain(void)
 	CHECK_INT(secs, >, 0);
 	CHECK_INT(secs, <, 60);		/* >= 333 checks/s even on a loaded machine */
 	CHECK_EQ(tp_queue_wait("monitor_tasks", 0, 10000), 0);
-	if (test_failures > 0)
-		tp_tail(p.log);
-	tp_kill(p.pid, SIGTERM);
+	tp_probe_stop(&p, SIGTERM);
 }
 
 int
 main(void)
 {
-	t_log_init();
-	REQUIRE(mkdtemp(workdir) != NULL);
-	tp_migrate();
-	pg = tp_pg();
-	tp_user(pg, "load@example.test", owner);
 	tp_target_threads = 600;
-	tp_target_start(&target, workdir);
-	pub = tp_publisher();
+	tp_setup(workdir, "load@example.test", &pg, owner, &target, &pub);
 	RUN(test_inflight);
 	RUN(test_drain);
-	tp_kill(target.pid, SIGTERM);
-	upmon_amqp_free(pub);
-	PQfinish(pg);
-	if (test_failures == 0 && getenv("TP_KEEP") == NULL)
-		(void)test_sh("rm -rf '%s'", workdir);
-	return test_finish();
+	return tp_teardown(workdir, &target, pub, pg);
 }

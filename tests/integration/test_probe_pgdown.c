@@ -106,7 +106,7 @@ main(void)
 	struct tp_probe probe;
 	struct upmon_amqp *pub;
 	struct upmon_task t;
-	char owner[UPMON_ID_MAX + 1], url[256], name[32];
+	char owner[UPMON_ID_MAX + 1];
 	int64_t t0, now, deadline;
 	long long rows, alerts, outbox;
 	long dead = 0, u;
@@ -118,18 +118,8 @@ main(void)
 	tp_retry_cfg.levels = 3;
 	tp_retry_cfg.base_ms = 1000;
 	tp_retry_cfg.max_ms = 4000;
-	t_log_init();
-	REQUIRE(mkdtemp(workdir) != NULL);
-	tp_migrate();
-	pg = tp_pg();
-	tp_user(pg, "pgdown@example.test", owner);
-	tp_target_start(&target, workdir);
-	pub = tp_publisher();
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/ok", target.port);
-	for (i = 0; i < NMON; i++) {
-		snprintf(name, sizeof(name), "pgdown-%d", i);
-		tp_monitor_create(pg, &mons[i], owner, name, url, NULL, 2000, 0);
-	}
+	tp_setup(workdir, "pgdown@example.test", &pg, owner, &target, &pub);
+	tp_monitors(pg, mons, NMON, owner, "pgdown", &target, "/ok", 2000);
 	tp_probe_start(&probe, workdir, "probe", env);
 	REQUIRE(tp_probe_ready(&probe, 20000) == 0);
 
@@ -204,13 +194,6 @@ main(void)
 	    ndead);
 	CHECK_INT(tp_metric(&probe, "upmon_probe_tasks_retried_total"), >, 0);
 
-	if (test_failures > 0)
-		tp_tail(probe.log);
-	tp_kill(probe.pid, SIGTERM);
-	tp_kill(target.pid, SIGTERM);
-	upmon_amqp_free(pub);
-	PQfinish(pg);
-	if (test_failures == 0 && getenv("TP_KEEP") == NULL)
-		(void)test_sh("rm -rf '%s'", workdir);
-	return test_finish();
+	tp_probe_stop(&probe, SIGTERM);
+	return tp_teardown(workdir, &target, pub, pg);
 }

@@ -19,28 +19,16 @@ static struct tp_monitor mons[NMON];
 static int64_t
 round_ms(int base)
 {
-	struct upmon_task t;
 	long long want;
-	int64_t t0, deadline;
-	int i, k;
+	int64_t t0;
 
 	want = tp_q(pg, "SELECT count(*) FROM check_results", 0) + NMON * NSLOT;
 	t0 = upmon_mono_ms();
-	for (k = 0; k < NSLOT; k++) {
-		for (i = 0; i < NMON; i++) {
-			tp_task(&mons[i], tp_slot(base + k), 1, &t);
-			tp_publish_task(pub, &t);
-			upmon_task_release(&t);
-		}
-	}
-	CHECK_EQ(tp_confirm_all(pub), 0);
-	deadline = t0 + 30000;
-	while (upmon_mono_ms() < deadline) {
-		if (tp_q(pg, "SELECT count(*) FROM check_results", 0) >= want)
-			return upmon_mono_ms() - t0;
-		upmon_sleep_ms(20);
-	}
-	return -1;
+	tp_publish_slots(pub, mons, NMON, base, NSLOT);
+	if (tp_wait_count(pg, "SELECT count(*) FROM check_results", NULL, want,
+	    (int)(t0 + 30000 - upmon_mono_ms()), 20) != 0)
+		return -1;
+	return upmon_mono_ms() - t0;
 }
 
 static int
@@ -58,22 +46,11 @@ main(void)
 	    "UPMON_REDIS_TIMEOUT_MS=500", NULL };
 	struct tp_target target;
 	struct tp_probe p;
-	char owner[UPMON_ID_MAX + 1], url[256], name[32];
+	char owner[UPMON_ID_MAX + 1];
 	int64_t with, without, after;
-	int i;
 
-	t_log_init();
-	REQUIRE(mkdtemp(workdir) != NULL);
-	tp_migrate();
-	pg = tp_pg();
-	tp_user(pg, "redis@example.test", owner);
-	tp_target_start(&target, workdir);
-	pub = tp_publisher();
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/ok", target.port);
-	for (i = 0; i < NMON; i++) {
-		snprintf(name, sizeof(name), "redis-%d", i);
-		tp_monitor_create(pg, &mons[i], owner, name, url, NULL, 2000, 0);
-	}
+	tp_setup(workdir, "redis@example.test", &pg, owner, &target, &pub);
+	tp_monitors(pg, mons, NMON, owner, "redis", &target, "/ok", 2000);
 	tp_probe_start(&p, workdir, "probe", env);
 	REQUIRE(tp_probe_ready(&p, 20000) == 0);
 
@@ -88,8 +65,7 @@ main(void)
 	CHECK_INT(without, >, 0);
 	/* no stall per task or per batch: within 2x (+1 s of noise) of the run with Redis */
 	CHECK_INT(without, <, 2 * with + 1000);
-	CHECK_EQ(tp_queue_wait("monitor_tasks", 0, 10000), 0);
-	CHECK_EQ(tp_queue_wait("monitor_tasks_dead", 0, 3000), 0);
+	tp_check_queues_empty(10000, 3000);
 	CHECK_INT(tp_metric(&p, "upmon_probe_cache_errors_total"), >, 0);
 
 	/* Redis back: the next results are cached again (the handle's backoff is <= 2 s) */
@@ -99,13 +75,6 @@ main(void)
 	CHECK_EQ(redis_has(&mons[0], tp_slot(3 * NSLOT - 1)), 0);
 	CHECK_EQ(tp_q(pg, "SELECT count(*) FROM check_results WHERE NOT ok", 0), 0);
 
-	if (test_failures > 0)
-		tp_tail(p.log);
-	tp_kill(p.pid, SIGTERM);
-	tp_kill(target.pid, SIGTERM);
-	upmon_amqp_free(pub);
-	PQfinish(pg);
-	if (test_failures == 0 && getenv("TP_KEEP") == NULL)
-		(void)test_sh("rm -rf '%s'", workdir);
-	return test_finish();
+	tp_probe_stop(&p, SIGTERM);
+	return tp_teardown(workdir, &target, pub, pg);
 }

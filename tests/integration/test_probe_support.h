@@ -1,8 +1,10 @@
 /*
  * Helpers shared by the probe worker tests (test_probe_worker.c, test_probe_kill.c,
- * test_probe_pgdown.c): child processes (the test target, upmon-probe), SQL through libpq
- * with parameters, users and monitors, publishing tasks, the probe's /metrics and the queue
- * counts of the management API. Header-only (static) so each test stays one file.
+ * test_probe_pgdown.c, test_probe_broker.c, test_probe_redis.c, test_probe_load.c): child
+ * processes (the test target, upmon-probe), SQL through libpq with parameters, users and
+ * monitors, publishing tasks, the probe's /metrics, the queue counts of the management API,
+ * and a test's common start, end-of-test checks and end. Header-only (static) so each test
+ * stays one file.
  */
 #ifndef TEST_PROBE_SUPPORT_H
 #define TEST_PROBE_SUPPORT_H
@@ -542,6 +544,120 @@ static inline void
 tp_tail(const char *log)
 {
 	(void)test_sh("echo '--- %s'; tail -n 30 '%s' >&2", log, log);
+}
+
+/* ---- a test's scaffolding ------------------------------------------------------------------ */
+
+/* The common start of a probe test: logging, workdir (a mkdtemp template, rewritten in
+ * place), the migrated database in *pg, a user with email in owner (UPMON_ID_MAX + 1
+ * bytes), the test target and, when pub is not NULL, a publisher in *pub. */
+static inline void
+tp_setup(char *workdir, const char *email, PGconn **pg, char *owner, struct tp_target *target,
+    struct upmon_amqp **pub)
+{
+	t_log_init();
+	REQUIRE(mkdtemp(workdir) != NULL);
+	tp_migrate();
+	*pg = tp_pg();
+	tp_user(*pg, email, owner);
+	tp_target_start(target, workdir);
+	if (pub != NULL)
+		*pub = tp_publisher();
+}
+
+/* Creates n monitors named <prefix>-<i>, all checking path of the test target. */
+static inline void
+tp_monitors(PGconn *c, struct tp_monitor *mons, int n, const char *owner, const char *prefix,
+    const struct tp_target *target, const char *path, int timeout_ms)
+{
+	char url[256], name[64];
+	int i;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", target->port, path);
+	for (i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "%s-%d", prefix, i);
+		tp_monitor_create(c, &mons[i], owner, name, url, NULL, timeout_ms, 0);
+	}
+}
+
+/* Publishes the first attempt of slots base..base+nslot-1 of each of the nmon monitors
+ * (slot by slot) and checks that the broker confirmed every one. */
+static inline void
+tp_publish_slots(struct upmon_amqp *pub, const struct tp_monitor *mons, int nmon, int base,
+    int nslot)
+{
+	struct upmon_task t;
+	int i, k;
+
+	for (k = 0; k < nslot; k++) {
+		for (i = 0; i < nmon; i++) {
+			tp_task(&mons[i], tp_slot(base + k), 1, &t);
+			tp_publish_task(pub, &t);
+			upmon_task_release(&t);
+		}
+	}
+	CHECK_EQ(tp_confirm_all(pub), 0);
+}
+
+/* Polls the count query sql (param: its one parameter, or NULL for none) every poll_ms
+ * until it reaches n; returns 0, or -1 after timeout_ms. */
+static inline int
+tp_wait_count(PGconn *c, const char *sql, const char *param, long long n, int timeout_ms,
+    int poll_ms)
+{
+	int64_t deadline = upmon_mono_ms() + timeout_ms;
+
+	while (upmon_mono_ms() < deadline) {
+		if ((param != NULL ? tp_q(c, sql, 1, param) : tp_q(c, sql, 0)) >= n)
+			return 0;
+		upmon_sleep_ms(poll_ms);
+	}
+	return -1;
+}
+
+/* monitor_tasks drains to empty with nothing unacked within tasks_ms, and nothing was
+ * dead-lettered (checked for dead_ms). */
+static inline void
+tp_check_queues_empty(int tasks_ms, int dead_ms)
+{
+	CHECK_EQ(tp_queue_wait("monitor_tasks", 0, tasks_ms), 0);
+	CHECK_EQ(tp_queue_wait("monitor_tasks_dead", 0, dead_ms), 0);
+}
+
+/* Waits up to 60 s for n rows in check_results, then checks: exactly n rows, one per
+ * (monitor, slot, attempt), all ok, and the task queues empty with nothing unacked. */
+static inline void
+tp_check_all_stored(PGconn *c, long long n)
+{
+	(void)tp_wait_count(c, "SELECT count(*) FROM check_results", NULL, n, 60000, 250);
+	CHECK_EQ(tp_q(c, "SELECT count(*) FROM check_results", 0), n);
+	CHECK_EQ(tp_q(c, "SELECT count(*) FROM (SELECT DISTINCT monitor_id, scheduled_at, "
+	    "attempt FROM check_results) d", 0), n);
+	CHECK_EQ(tp_q(c, "SELECT count(*) FROM check_results WHERE NOT ok", 0), 0);
+	tp_check_queues_empty(20000, 3000);
+}
+
+/* Stops a probe with sig (its log's tail printed first when a check failed). */
+static inline void
+tp_probe_stop(struct tp_probe *p, int sig)
+{
+	if (test_failures > 0)
+		tp_tail(p->log);
+	tp_kill(p->pid, sig);
+}
+
+/* The common end of a probe test: the target stopped, pub (may be NULL) and pg closed, the
+ * workdir removed when every check passed (kept with TP_KEEP). Returns test_finish(). */
+static inline int
+tp_teardown(const char *workdir, struct tp_target *target, struct upmon_amqp *pub, PGconn *pg)
+{
+	tp_kill(target->pid, SIGTERM);
+	if (pub != NULL)
+		upmon_amqp_free(pub);
+	PQfinish(pg);
+	if (test_failures == 0 && getenv("TP_KEEP") == NULL)
+		(void)test_sh("rm -rf '%s'", workdir);
+	return test_finish();
 }
 
 #endif

@@ -29,19 +29,6 @@ rows_of(const char *monitor_id)
 	    monitor_id);
 }
 
-static int
-wait_rows(const char *monitor_id, long long n, int timeout_ms)
-{
-	int64_t deadline = upmon_mono_ms() + timeout_ms;
-
-	while (upmon_mono_ms() < deadline) {
-		if (rows_of(monitor_id) >= n)
-			return 0;
-		upmon_sleep_ms(200);
-	}
-	return -1;
-}
-
 static void
 check_state(const struct tp_monitor *m, const char *status)
 {
@@ -109,7 +96,8 @@ test_basic(void)
 	}
 	CHECK_EQ(tp_confirm_all(pub), 0);
 	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-		CHECK_EQ(wait_rows(all[i]->id, all[i] == &confirm ? 2 : 1, 30000), 0);
+		CHECK_EQ(tp_wait_count(pg, "SELECT count(*) FROM check_results WHERE "
+		    "monitor_id = $1", all[i]->id, all[i] == &confirm ? 2 : 1, 30000, 200), 0);
 
 	check_row(&up, 1, true, true, "^$");
 	check_row(&s500, 1, false, true, "500");
@@ -130,8 +118,7 @@ test_basic(void)
 	check_redis(&s500, "down");
 	check_redis(&confirm, "down");
 
-	CHECK_EQ(tp_queue_wait("monitor_tasks", 0, 20000), 0);
-	CHECK_EQ(tp_queue_wait("monitor_tasks_dead", 0, 5000), 0);
+	tp_check_queues_empty(20000, 5000);
 	CHECK_INT(tp_metric(&probe, "upmon_probe_tasks_acked_total"), >=, 7);
 	CHECK_INT(tp_metric(&probe, "upmon_probe_checks_total{result=\"up\"}"), >=, 1);
 	CHECK_INT(tp_metric(&probe, "upmon_probe_checks_total{result=\"down\"}"), >=, 6);
@@ -206,19 +193,13 @@ static void
 test_sigterm(void)
 {
 	struct tp_monitor m;
-	struct upmon_task t;
 	char url[256];
-	int i, st;
+	int st;
 	int64_t deadline;
 
 	url_of(url, sizeof(url), "/slow/2000");
 	tp_monitor_create(pg, &m, owner, "sigterm", url, NULL, 10000, 0);
-	for (i = 0; i < 20; i++) {
-		tp_task(&m, tp_slot(100 + i), 1, &t);
-		tp_publish_task(pub, &t);
-		upmon_task_release(&t);
-	}
-	CHECK_EQ(tp_confirm_all(pub), 0);
+	tp_publish_slots(pub, &m, 1, 100, 20);
 	deadline = upmon_mono_ms() + 10000;
 	while (tp_metric(&probe, "upmon_probe_inflight") < 20 && upmon_mono_ms() < deadline)
 		upmon_sleep_ms(50);
@@ -241,13 +222,7 @@ main(void)
 	static const char *const env[] = { "UPMON_PROBE_THREADS=2", "UPMON_PROBE_CONSUMERS=16",
 	    "UPMON_SHUTDOWN_TIMEOUT_MS=10000", NULL };
 
-	t_log_init();
-	REQUIRE(mkdtemp(workdir) != NULL);
-	tp_migrate();
-	pg = tp_pg();
-	tp_user(pg, "worker@example.test", owner);
-	tp_target_start(&target, workdir);
-	pub = tp_publisher();
+	tp_setup(workdir, "worker@example.test", &pg, owner, &target, &pub);
 	tp_probe_start(&probe, workdir, "probe", env);
 	if (tp_probe_ready(&probe, 20000) != 0) {
 		tp_tail(probe.log);
@@ -256,13 +231,6 @@ main(void)
 	RUN(test_basic);
 	RUN(test_malformed);
 	RUN(test_sigterm);
-	if (test_failures > 0)
-		tp_tail(probe.log);
-	tp_kill(probe.pid, SIGKILL);
-	tp_kill(target.pid, SIGTERM);
-	upmon_amqp_free(pub);
-	PQfinish(pg);
-	if (test_failures == 0 && getenv("TP_KEEP") == NULL)
-		(void)test_sh("rm -rf '%s'", workdir);
-	return test_finish();
+	tp_probe_stop(&probe, SIGKILL);
+	return tp_teardown(workdir, &target, pub, pg);
 }
