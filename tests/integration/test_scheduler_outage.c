@@ -16,19 +16,12 @@ main(void)
 	struct ts_recs r = { 0 };
 	struct upmon_amqp *c;
 	int64_t t_down, t_up;
-	size_t i, offgrid = 0, badid = 0, after = 0;
+	size_t after;
 	double pub0, pub1, backlog, missed;
 	int rc;
 
-	log_init("test-scheduler", UPMON_LOG_WARN, UPMON_LOG_LOGFMT);
-	ts_schema();
-	ts_add_monitors("o", NMON, INTERVAL);
-	ts_start(&s, "outage", NULL);
-	if (ts_wait_ready(&s, 20000) != 0 ||
-	    ts_wait_metric(&s, "upmon_scheduler_leader", 1, 10000) != 0) {
-		ts_show_log(&s);
-		REQUIRE(!"scheduler ready and leader");
-	}
+	ts_setup(UPMON_LOG_WARN, "o", NMON, INTERVAL);
+	ts_start_ready(&s, "outage", NULL, 1);
 	c = ts_consumer();
 	ts_collect(c, &r, 5000);
 	pub0 = ts_metric(&s, "upmon_scheduler_tasks_published_total");
@@ -51,27 +44,13 @@ main(void)
 	CHECK_INT(pub1, >, pub0 + NMON);
 	CHECK_EQ(backlog, 0);
 	CHECK_EQ(ts_metric(&s, "upmon_scheduler_leader"), 1);
-	for (i = 0; i < r.n; i++) {
-		if (!r.v[i].task_id_ok)
-			badid++;
-		if (!ts_on_grid(r.v[i].monitor_id, r.v[i].interval, r.v[i].slot))
-			offgrid++;
-		if (r.v[i].slot > t_up + 1000)
-			after++;
-	}
-	CHECK_EQ(badid, 0);
-	CHECK_EQ(offgrid, 0);
+	after = ts_check_recs(&r, t_up + 1000);
 	/* about one slot per monitor per interval after the broker came back */
 	CHECK_INT(after, >=, NMON);
 
-	CHECK_EQ(ts_stop(&s, SIGTERM, 10000), 0);
-	if (test_failures > 0)
-		ts_show_log(&s);
-	else
+	ts_finish(&s, c, &r);
+	if (test_failures == 0)
 		test_sh("grep -E 'level=(warn|info)' %s | grep -v admin | head -n 8 >&2", s.log);
-	upmon_amqp_free(c);
-	free(r.v);
-	upmon_db_free(ts_db);
 	ts_done(&s);
 	return test_finish();
 }

@@ -16,18 +16,11 @@ main(void)
 	struct ts_recs r = { 0 };
 	struct upmon_amqp *c;
 	int64_t t_up;
-	size_t i, after = 0, offgrid = 0, badid = 0;
+	size_t after;
 	int rc;
 
-	log_init("test-scheduler", UPMON_LOG_ERROR, UPMON_LOG_LOGFMT);
-	ts_schema();
-	ts_add_monitors("p", NMON, INTERVAL);
-	ts_start(&s, "pgrestart", NULL);
-	if (ts_wait_ready(&s, 20000) != 0 ||
-	    ts_wait_metric(&s, "upmon_scheduler_leader", 1, 10000) != 0) {
-		ts_show_log(&s);
-		REQUIRE(!"scheduler ready and leader");
-	}
+	ts_setup(UPMON_LOG_ERROR, "p", NMON, INTERVAL);
+	ts_start_ready(&s, "pgrestart", NULL, 1);
 	c = ts_consumer();
 	ts_collect(c, &r, 3000);
 	upmon_db_free(ts_db);
@@ -45,25 +38,12 @@ main(void)
 	CHECK_EQ(test_sh("test \"$(grep -c 'msg=\"leader:' %s)\" -ge 2", s.log), 0);
 	CHECK_EQ(ts_metric(&s, "upmon_scheduler_leader"), 1);
 	CHECK_EQ(ts_metric(&s, "upmon_scheduler_monitors"), NMON);
-	for (i = 0; i < r.n; i++) {
-		if (!r.v[i].task_id_ok)
-			badid++;
-		if (!ts_on_grid(r.v[i].monitor_id, r.v[i].interval, r.v[i].slot))
-			offgrid++;
-		if (r.v[i].slot > t_up + 2000)
-			after++;
-	}
+	after = ts_check_recs(&r, t_up + 2000);
 	fprintf(stderr, "pgrestart: %zu tasks, %zu after the restart, missed %.0f\n", r.n,
 	    after, ts_metric(&s, "upmon_scheduler_missed_slots_total"));
-	CHECK_EQ(badid, 0);
-	CHECK_EQ(offgrid, 0);
 	CHECK_INT(after, >=, NMON / 2);
 
-	CHECK_EQ(ts_stop(&s, SIGTERM, 10000), 0);
-	if (test_failures > 0)
-		ts_show_log(&s);
-	upmon_amqp_free(c);
-	free(r.v);
+	ts_finish(&s, c, &r);
 	ts_done(&s);
 	return test_finish();
 }

@@ -1,8 +1,9 @@
 /*
  * Helpers shared by the scheduler's integration tests (test_scheduler_*.c): SQL through the db
  * module, upmon-scheduler as a child process with its admin port, its /metrics read with
- * curl, and a consumer of monitor_tasks that records every task it sees. Header-only (static)
- * so each test stays one file.
+ * curl, a consumer of monitor_tasks that records every task it sees, and a test's common
+ * start, checks of the recorded tasks and end. Header-only (static) so each test stays one
+ * file.
  */
 #ifndef TEST_SCHEDULER_SUPPORT_H
 #define TEST_SCHEDULER_SUPPORT_H
@@ -353,6 +354,71 @@ ts_on_grid(const char *monitor_id, int interval_s, int64_t slot)
 	int64_t period = (int64_t)interval_s * 1000;
 
 	return ((slot - sched_phase_ms(monitor_id, interval_s)) % period + period) % period == 0;
+}
+
+/* ---- a test's scaffolding ---- */
+
+/* The common start: logging at level, the migrated database with the owner of every
+ * monitor, and, when prefix is not NULL, n monitors as ts_add_monitors makes them. */
+static void
+ts_setup(int level, const char *prefix, int n, int interval_s)
+{
+	log_init("test-scheduler", level, UPMON_LOG_LOGFMT);
+	ts_schema();
+	if (prefix != NULL)
+		ts_add_monitors(prefix, n, interval_s);
+}
+
+/* Starts a scheduler (as ts_start) and waits until it is ready and, when leader is set,
+ * the leader; if not, prints its log and stops the test. */
+static void
+ts_start_ready(struct ts_sched *s, const char *name, const char *extra, int leader)
+{
+	ts_start(s, name, extra);
+	if (ts_wait_ready(s, 20000) != 0 || (leader &&
+	    ts_wait_metric(s, "upmon_scheduler_leader", 1, 10000) != 0)) {
+		fprintf(stderr, "scheduler %s: not ready%s\n", name, leader ? " or not leader" : "");
+		ts_show_log(s);
+		REQUIRE(!"scheduler ready (and leader when asked)");
+	}
+}
+
+/* Checks every recorded task: message_id == task_id == the format of (monitor, slot,
+ * attempt), and the slot on the monitor's grid. Returns how many slots are later than
+ * after (wall ms). */
+static size_t
+ts_check_recs(const struct ts_recs *r, int64_t after)
+{
+	size_t i, badid = 0, offgrid = 0, n = 0;
+
+	for (i = 0; i < r->n; i++) {
+		if (!r->v[i].task_id_ok)
+			badid++;
+		if (!ts_on_grid(r->v[i].monitor_id, r->v[i].interval, r->v[i].slot))
+			offgrid++;
+		if (r->v[i].slot > after)
+			n++;
+	}
+	CHECK_EQ(badid, 0);
+	CHECK_EQ(offgrid, 0);
+	return n;
+}
+
+/* The common end: the scheduler stopped with SIGTERM and exiting 0, its log printed when a
+ * check failed, the consumer, the records and the database handle freed. The caller ends
+ * with ts_done() and test_finish(). */
+static void
+ts_finish(struct ts_sched *s, struct upmon_amqp *c, struct ts_recs *r)
+{
+	CHECK_EQ(ts_stop(s, SIGTERM, 10000), 0);
+	if (test_failures > 0)
+		ts_show_log(s);
+	upmon_amqp_free(c);
+	free(r->v);
+	r->v = NULL;
+	r->n = r->cap = 0;
+	upmon_db_free(ts_db);
+	ts_db = NULL;
 }
 
 #endif
