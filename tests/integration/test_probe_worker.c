@@ -118,7 +118,7 @@ test_basic(void)
 	check_redis(&s500, "down");
 	check_redis(&confirm, "down");
 
-	tp_check_queues_empty(20000, 5000);
+	tp_check_queues_empty(20000);
 	CHECK_INT(tp_metric(&probe, "upmon_probe_tasks_acked_total"), >=, 7);
 	CHECK_INT(tp_metric(&probe, "upmon_probe_checks_total{result=\"up\"}"), >=, 1);
 	CHECK_INT(tp_metric(&probe, "upmon_probe_checks_total{result=\"down\"}"), >=, 6);
