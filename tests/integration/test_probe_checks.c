@@ -454,13 +454,14 @@ static void
 redirect_chain(char *url, size_t size, const char *host, int port, int hops, const char *final)
 {
 	char inner[UPMON_URL_MAX], enc[UPMON_URL_MAX];
-	int i;
+	int i, n;
 
 	snprintf(url, size, "%s", final);
 	for (i = 0; i < hops; i++) {
 		snprintf(inner, sizeof(inner), "%s", url);
 		urlenc(inner, enc, sizeof(enc));
-		snprintf(url, size, "http://%s:%d/redirect?to=%s", host, port, enc);
+		n = snprintf(url, size, "http://%s:%d/redirect?to=%s", host, port, enc);
+		REQUIRE(n > 0 && (size_t)n < size);	/* the chains of this test are short */
 	}
 }
 

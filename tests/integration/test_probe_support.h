@@ -397,8 +397,10 @@ static inline void
 tp_task(const struct tp_monitor *m, int64_t slot, int attempt, struct upmon_task *t)
 {
 	upmon_task_init(t);
-	snprintf(t->monitor_id, sizeof(t->monitor_id), "%s", m->id);
-	snprintf(t->owner_id, sizeof(t->owner_id), "%s", m->owner);
+	REQUIRE(snprintf(t->monitor_id, sizeof(t->monitor_id), "%s", m->id) <
+	    (int)sizeof(t->monitor_id));
+	REQUIRE(snprintf(t->owner_id, sizeof(t->owner_id), "%s", m->owner) <
+	    (int)sizeof(t->owner_id));
 	t->scheduled_at = slot;
 	t->attempt = attempt;
 	t->interval_seconds = 60;
