@@ -90,3 +90,17 @@ upmon_backoff_ms(int base_ms, int max_ms, unsigned attempt, uint32_t rnd)
 		return 1;
 	return (int)(d / 2 + rnd % (uint32_t)(d - d / 2 + 1));
 }
+
+void
+upmon_timespec_after(clockid_t clock, int64_t ms, struct timespec *out)
+{
+	if (ms < 0)
+		ms = 0;
+	clock_gettime(clock, out);
+	out->tv_sec += (time_t)(ms / 1000);
+	out->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (out->tv_nsec >= 1000000000L) {
+		out->tv_sec++;
+		out->tv_nsec -= 1000000000L;
+	}
+}

@@ -81,13 +81,7 @@ relay_wait(struct probe_relay *r, int64_t ms)
 	struct timespec ts;
 	int stop;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	upmon_timespec_after(CLOCK_REALTIME, ms, &ts);
 	pthread_mutex_lock(&r->mu);
 	while (!r->wake && !r->stop)
 		if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) != 0)

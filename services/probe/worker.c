@@ -707,13 +707,7 @@ probe_worker_wait(struct probe_worker *w, int timeout_ms)
 	struct timespec ts;
 	int rc = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	upmon_timespec_after(CLOCK_MONOTONIC, timeout_ms, &ts);
 	pthread_mutex_lock(&w->lock);
 	while (w->running > 0 && rc == 0)
 		rc = pthread_cond_timedwait(&w->cond, &w->lock, &ts);

@@ -68,9 +68,29 @@ test_clocks(void)
 	upmon_sleep_ms(-1);
 }
 
+static void
+test_timespec_after(void)
+{
+	struct timespec now, at;
+	int64_t d;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	upmon_timespec_after(CLOCK_MONOTONIC, 1999, &at);
+	CHECK_INT(at.tv_nsec, <, 1000000000L);
+	CHECK_INT(at.tv_nsec, >=, 0);
+	d = (int64_t)(at.tv_sec - now.tv_sec) * 1000 + (at.tv_nsec - now.tv_nsec) / 1000000;
+	CHECK_INT(d, >=, 1999);
+	CHECK_INT(d, <=, 2099);
+	upmon_timespec_after(CLOCK_MONOTONIC, -5, &at);	/* negative = now */
+	d = (int64_t)(at.tv_sec - now.tv_sec) * 1000 + (at.tv_nsec - now.tv_nsec) / 1000000;
+	CHECK_INT(d, >=, 0);
+	CHECK_INT(d, <=, 100);
+}
+
 int
 main(void)
 {
+	RUN(test_timespec_after);
 	RUN(test_backoff_bounds);
 	RUN(test_backoff_never_zero);
 	RUN(test_jitter);

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Milliseconds of CLOCK_MONOTONIC: for deadlines and intervals, never for timestamps. */
 int64_t upmon_mono_ms(void);
@@ -16,6 +17,9 @@ int64_t upmon_wall_ms(void);
  * into buf, which must hold UPMON_RFC3339_LEN + 1 bytes. 0, or -EINVAL (bad time, small buf). */
 #define UPMON_RFC3339_LEN 24
 int upmon_rfc3339_ms(int64_t epoch_ms, char *buf, size_t size);
+/* Sets *out to the time ms milliseconds from now on clock (CLOCK_MONOTONIC, CLOCK_REALTIME):
+ * the absolute deadline pthread_cond_timedwait and clock_nanosleep want. ms < 0 counts as 0. */
+void upmon_timespec_after(clockid_t clock, int64_t ms, struct timespec *out);
 /* Sleeps ms milliseconds, resuming after signals; ms <= 0 returns at once. */
 void upmon_sleep_ms(int64_t ms);
 
