@@ -19,7 +19,7 @@ _Static_assert(sizeof(enum upmon_alert_kind) == sizeof(int), "enums are stored a
 
 const char *const msg_status_names[] = { "pending", "up", "down", "paused", NULL };
 static const char *const kind_names[] = {
-	"down", "recovery", "system_error", "tls_expiry", NULL,
+	"down", "recovery", "system_error", "tls_expiry", "test", NULL,
 };
 
 #define S(f) offsetof(struct upmon_status_event, f)
@@ -45,8 +45,10 @@ const size_t msg_result_nfields = N(msg_result_fields);
 static const struct mf alert_fields[] = {
 	{ "alert_id", MF_KEY, MF_REQ, 1, UPMON_ALERT_ID_MAX, 0, A(alert_id), 0, NULL },
 	{ "kind", MF_ENUM, MF_REQ, 0, 0, 0, A(kind), 0, kind_names },
-	{ "monitor_id", MF_ID, MF_REQ, 1, UPMON_ID_MAX, 0, A(monitor_id), 0, NULL },
+	/* monitor_id is required except for kind test (alert_rules) */
+	{ "monitor_id", MF_ID, 0, 1, UPMON_ID_MAX, 0, A(monitor_id), 0, NULL },
 	{ "owner_id", MF_ID, MF_REQ, 1, UPMON_ID_MAX, 0, A(owner_id), 0, NULL },
+	{ "channel_id", MF_ID, 0, 1, UPMON_ID_MAX, 0, A(channel_id), 0, NULL },
 	{ "monitor_name", MF_STR, 0, 1, UPMON_NAME_MAX, 0, A(monitor_name), TX_ANY, NULL },
 	{ "target", MF_STR, 0, 1, UPMON_TARGET_MAX, 0, A(target), TX_NOCTL, NULL },
 	{ "at", MF_I64, MF_REQ, MSG_TIME_MIN, MSG_TIME_MAX, 0, A(at), 0, NULL },
@@ -72,6 +74,7 @@ static const struct {
 	{ alert_recovery, N(alert_recovery) },
 	{ alert_system_error, N(alert_system_error) },
 	{ alert_tls_expiry, N(alert_tls_expiry) },
+	{ NULL, 0 },	/* test */
 };
 
 const char *
@@ -257,11 +260,19 @@ upmon_alert_event_release(struct upmon_alert_event *ev)
 	upmon_alert_event_init(ev);
 }
 
-/* Rules across fields: names and targets are required except for system errors, which in
- * turn must say what went wrong. */
+/* Rules across fields: a monitor id, name and target are required except for system errors,
+ * which in turn must say what went wrong, and for test notifications, which must name their
+ * channel and may lack a monitor. */
 static int
 alert_rules(struct mctx *c, const struct upmon_alert_event *ev)
 {
+	if (ev->kind == UPMON_ALERT_TEST) {
+		if (ev->channel_id[0] == '\0')
+			return mfail(c, "channel_id", "missing (required for kind \"test\")");
+		return 0;
+	}
+	if (ev->monitor_id[0] == '\0')
+		return mfail(c, "monitor_id", "missing");
 	if (ev->kind == UPMON_ALERT_SYSTEM_ERROR) {
 		if (ev->error == NULL)
 			return mfail(c, "error", "missing (required for kind \"system_error\")");
@@ -303,6 +314,7 @@ alert_key_ok(const char *key, const void *arg)
 			case UPMON_ALERT_SYSTEM_ERROR:
 				return "not allowed for kind \"system_error\"";
 			case UPMON_ALERT_TLS_EXPIRY: return "not allowed for kind \"tls_expiry\"";
+			case UPMON_ALERT_TEST: return "not allowed for kind \"test\"";
 			}
 		}
 	}

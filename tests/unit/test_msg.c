@@ -554,7 +554,17 @@ static const struct bad_case bad_status[] = {
 
 static const struct bad_case bad_alerts[] = {
 	{ "unknown kind", AL_HEAD "\"kind\":\"sideways\"}", -EINVAL,
-	  "alert: field \"kind\": expected one of down|recovery|system_error|tls_expiry" },
+	  "alert: field \"kind\": expected one of down|recovery|system_error|tls_expiry|test" },
+	{ "test without channel", AL_HEAD "\"kind\":\"test\"}", -EINVAL,
+	  "alert: field \"channel_id\": missing (required for kind \"test\")" },
+	{ "test with outage", AL_HEAD "\"kind\":\"test\",\"channel_id\":\"c1\","
+	  "\"outage_seconds\":5}", -EINVAL,
+	  "alert: field \"outage_seconds\": not allowed for kind \"test\"" },
+	{ "bad channel id", AL_HEAD "\"kind\":\"test\",\"channel_id\":\"c 1\"}", -EINVAL,
+	  "alert: field \"channel_id\": expected characters [A-Za-z0-9_-]" },
+	{ "down without monitor", "{\"v\":1,\"alert_id\":\"a-1\",\"owner_id\":\"o1\","
+	  "\"monitor_name\":\"n\",\"target\":\"t\",\"at\":1700000000000,\"kind\":\"down\"}",
+	  -EINVAL, "alert: field \"monitor_id\": missing" },
 	{ "recovery without outage", AL_HEAD "\"kind\":\"recovery\"}", -EINVAL,
 	  "alert: field \"outage_seconds\": missing" },
 	{ "down with outage", AL_HEAD "\"kind\":\"down\",\"outage_seconds\":5}", -EINVAL,
@@ -638,6 +648,8 @@ sample_alert(struct upmon_alert_event *ev, enum upmon_alert_kind kind)
 		snprintf(ev->task_id, sizeof(ev->task_id), "m1:%lld:1", TS);
 		ev->attempts = 5;
 	}
+	if (kind == UPMON_ALERT_TEST)
+		snprintf(ev->channel_id, sizeof(ev->channel_id), "c1");
 }
 
 static void
@@ -648,12 +660,15 @@ test_alert_events(void)
 	size_t len;
 	int k;
 
-	for (k = UPMON_ALERT_DOWN; k <= UPMON_ALERT_TLS_EXPIRY; k++) {
+	for (k = UPMON_ALERT_DOWN; k <= UPMON_ALERT_TEST; k++) {
 		sample_alert(&ev, (enum upmon_alert_kind)k);
 		REQUIRE(upmon_msg_alert_encode(&ev, &json, &len) == 0);
 		CHECK_EQ(upmon_msg_alert_decode(json, len, &d, err, sizeof(err)), 0);
 		CHECK_EQ(d.kind, k);
 		CHECK_STR(d.alert_id, ev.alert_id);
+		CHECK_STR(d.channel_id, ev.channel_id);
+		if (k != UPMON_ALERT_TEST)
+			CHECK(strstr(json, "channel_id") == NULL);
 		CHECK_STR(d.monitor_name, ev.monitor_name);
 		CHECK_STR(d.target, ev.target);
 		CHECK_EQ(d.at, TS);
@@ -690,6 +705,40 @@ test_alert_events(void)
 	CHECK_EQ(upmon_alert_event_validate(&ev, err, sizeof(err)), -EINVAL);
 	CHECK_CONTAINS(err, "alert: field \"kind\": expected one of");
 	upmon_alert_event_release(&ev);
+
+	/* a channel test has no monitor; a channel may be named on any kind */
+	sample_alert(&ev, UPMON_ALERT_TEST);
+	ev.monitor_id[0] = '\0';
+	free(ev.monitor_name);
+	free(ev.target);
+	ev.monitor_name = ev.target = NULL;
+	REQUIRE(upmon_msg_alert_encode(&ev, &json, &len) == 0);
+	CHECK(strstr(json, "monitor_id") == NULL);
+	CHECK_CONTAINS(json, "\"kind\":\"test\"");
+	CHECK_CONTAINS(json, "\"channel_id\":\"c1\"");
+	CHECK_EQ(upmon_msg_alert_decode(json, len, &d, err, sizeof(err)), 0);
+	CHECK_STR(d.monitor_id, "");
+	CHECK_STR(d.channel_id, "c1");
+	CHECK_EQ(upmon_msg_alert_routing_key(&d, key, sizeof(key)), 0);
+	CHECK_STR(key, "alert.test");
+	free(json);
+	upmon_alert_event_release(&d);
+	ev.channel_id[0] = '\0';
+	CHECK_EQ(upmon_alert_event_validate(&ev, err, sizeof(err)), -EINVAL);
+	CHECK_STR(err, "alert: field \"channel_id\": missing (required for kind \"test\")");
+	ev.kind = UPMON_ALERT_DOWN;
+	ev.monitor_name = strdup("n");
+	ev.target = strdup("t");
+	CHECK_EQ(upmon_alert_event_validate(&ev, err, sizeof(err)), -EINVAL);
+	CHECK_STR(err, "alert: field \"monitor_id\": missing");
+	snprintf(ev.monitor_id, sizeof(ev.monitor_id), "m1");
+	snprintf(ev.channel_id, sizeof(ev.channel_id), "c2");
+	REQUIRE(upmon_msg_alert_encode(&ev, &json, &len) == 0);
+	CHECK_EQ(upmon_msg_alert_decode(json, len, &d, err, sizeof(err)), 0);
+	CHECK_STR(d.channel_id, "c2");
+	free(json);
+	upmon_alert_event_release(&d);
+	upmon_alert_event_release(&ev);
 }
 
 static void
@@ -707,6 +756,10 @@ test_names(void)
 	CHECK_EQ(upmon_monitor_status_parse("UP", &s), -EINVAL);
 	CHECK_EQ(upmon_alert_kind_parse("tls_expiry", &k), 0);
 	CHECK_EQ(k, UPMON_ALERT_TLS_EXPIRY);
+	CHECK_EQ(upmon_alert_kind_parse("test", &k), 0);
+	CHECK_EQ(k, UPMON_ALERT_TEST);
+	CHECK_STR(upmon_alert_kind_name(UPMON_ALERT_TEST), "test");
+	CHECK(upmon_alert_kind_name((enum upmon_alert_kind)5) == NULL);
 	CHECK_EQ(upmon_status_range_parse("204", &r), 0);
 	CHECK(r.lo == 204 && r.hi == 204);
 	CHECK_EQ(upmon_status_range_parse("500-599", &r), 0);

@@ -66,6 +66,7 @@ enum upmon_alert_kind {
 	UPMON_ALERT_RECOVERY = 1,
 	UPMON_ALERT_SYSTEM_ERROR = 2,
 	UPMON_ALERT_TLS_EXPIRY = 3,
+	UPMON_ALERT_TEST = 4,		/* a test notification for one channel (no alerts row) */
 };
 
 struct upmon_http_header {
@@ -135,12 +136,18 @@ struct upmon_status_event {
 	struct upmon_result_summary result;
 };
 
-/* An alert event on upmon.events, routing key alert.<kind>. */
+/*
+ * An alert event on upmon.events, routing key alert.<kind>. Kind test is a test notification
+ * sent from the API (POST /channels/{id}/test): it names its channel_id, may lack
+ * monitor_id, monitor_name and target, and has no alerts row behind it.
+ */
 struct upmon_alert_event {
 	char alert_id[UPMON_ALERT_ID_MAX + 1];	/* unique key: [A-Za-z0-9_:-] */
 	enum upmon_alert_kind kind;
-	char monitor_id[UPMON_ID_MAX + 1];
+	char monitor_id[UPMON_ID_MAX + 1];	/* required except for kind test ("" = none) */
 	char owner_id[UPMON_ID_MAX + 1];
+	char channel_id[UPMON_ID_MAX + 1];	/* deliver to this channel only; "" = every
+						 * channel of the monitor; required for test */
 	char *monitor_name;		/* 1..256 bytes, any characters but NUL */
 	char *target;			/* URL or host:port, 1..2048 bytes */
 	int64_t at;			/* Unix ms */
@@ -199,7 +206,8 @@ int upmon_alert_event_validate(const struct upmon_alert_event *ev, char *err, si
 int upmon_msg_alert_encode(const struct upmon_alert_event *ev, char **out, size_t *len);
 int upmon_msg_alert_decode(const char *buf, size_t len, struct upmon_alert_event *out,
     char *err, size_t errlen);
-/* Writes "alert.<kind>" (alert.down, alert.recovery, ...). Returns 0 or -ENOSPC. */
+/* Writes "alert.<kind>" (alert.down, alert.recovery, ..., alert.test). Returns 0,
+ * -EINVAL (bad kind) or -ENOSPC. */
 int upmon_msg_alert_routing_key(const struct upmon_alert_event *ev, char *buf, size_t size);
 
 /* ---- latest status (Redis upmon:status:<monitor_id>) ---------------------------------- */
