@@ -1,0 +1,709 @@
+/*
+ * The HTTP server: civetweb on one IPv4 address, one request handler that runs the pipeline
+ * of gw.h (route, rate limits, token, role, body, handler), the common response headers,
+ * metrics and the access log. Resources a request leases are in resources.c.
+ */
+#include <arpa/inet.h>
+#include <civetweb.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server_int.h"
+#include "upmon/admin.h"
+#include "upmon/metrics.h"
+
+#define API_PREFIX	"/api/v1"
+#define API_PREFIX_LEN	(sizeof(API_PREFIX) - 1)
+#define JSON_DEPTH	32
+#define TOKEN_MAX	4096
+
+/* metric label slots besides the routes of gw_routes */
+enum { SLOT_UNMATCHED, SLOT_HEALTHZ, SLOT_READYZ, SLOT_METRICS, SLOT_PREFLIGHT, SLOT_EXTRA };
+static const char *const slot_names[SLOT_EXTRA] = {
+	"unmatched", "/healthz", "/readyz", "/metrics", "preflight",
+};
+static const char *const method_names[] = {
+	"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD", "other",
+};
+#define NMETHODS (sizeof(method_names) / sizeof(method_names[0]))
+static const int status_codes[] = {
+	200, 201, 202, 204, 400, 401, 403, 404, 405, 409, 413, 415, 429, 500, 501, 503,
+};
+#define NSTATUS (sizeof(status_codes) / sizeof(status_codes[0]))
+
+static pthread_once_t mg_once = PTHREAD_ONCE_INIT;
+
+static void
+mg_library_init(void)
+{
+	mg_init_library(0);
+}
+
+int64_t
+gw_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- per-thread state --------------------------------------------------------------------- */
+
+static struct gw_thread *
+thread_new(struct gw *gw)
+{
+	struct gw_thread *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return NULL;
+	t->gw = gw;
+	if (upmon_cache_new(&gw->cache_cfg, &t->cache) != 0)
+		goto fail;
+	if ((t->tok = json_tokener_new_ex(JSON_DEPTH)) == NULL)
+		goto fail;
+	json_tokener_set_flags(t->tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	return t;
+fail:
+	upmon_cache_free(t->cache);
+	free(t);
+	return NULL;
+}
+
+static void
+thread_free(struct gw_thread *t)
+{
+	if (t == NULL)
+		return;
+	upmon_cache_free(t->cache);
+	if (t->tok != NULL)
+		json_tokener_free(t->tok);
+	free(t->body);
+	free(t);
+}
+
+static void *
+on_init_thread(const struct mg_context *ctx, int thread_type)
+{
+	struct gw *gw = mg_get_user_data(ctx);
+
+	if (thread_type != 1 || gw == NULL)
+		return NULL;
+	return thread_new(gw);
+}
+
+static void
+on_exit_thread(const struct mg_context *ctx, int thread_type, void *user_ptr)
+{
+	(void)ctx;
+	if (thread_type == 1)
+		thread_free(user_ptr);
+}
+
+/* ---- metrics ------------------------------------------------------------------------------ */
+
+static size_t
+method_index(const char *m)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < NMETHODS; i++)
+		if (strcmp(m, method_names[i]) == 0)
+			return i;
+	return NMETHODS - 1;
+}
+
+static void
+count_request(struct gw *gw, size_t slot, const char *method, int status, double secs)
+{
+	struct upmon_counter *c = NULL;
+	size_t mi = method_index(method), si, idx = 0;
+	const char *route;
+	char code[8];
+
+	for (si = 0; si < NSTATUS; si++)
+		if (status_codes[si] == status)
+			break;
+	if (si < NSTATUS) {
+		idx = (slot * NMETHODS + mi) * NSTATUS + si;
+		c = atomic_load_explicit(&gw->req_counters[idx], memory_order_acquire);
+	}
+	if (c == NULL) {
+		route = slot < gw_nroutes ? gw_routes[slot].pattern :
+		    slot_names[slot - gw_nroutes];
+		snprintf(code, sizeof(code), "%d", status);
+		c = upmon_metrics_counter(gw->metrics, "upmon_gateway_requests_total",
+		    "HTTP requests answered, by route, method and status code.", "route", route,
+		    "method", method_names[mi], "code", code, NULL);
+		if (si < NSTATUS)
+			atomic_store_explicit(&gw->req_counters[idx], c, memory_order_release);
+	}
+	upmon_counter_inc(c);
+	upmon_histogram_observe(gw->duration, secs);
+}
+
+static int
+metrics_init(struct gw *gw)
+{
+	static const double bounds[] = { 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
+	    0.25, 0.5, 1, 2.5, 5, 10, 30 };
+	size_t n = (gw_nroutes + SLOT_EXTRA) * NMETHODS * NSTATUS;
+
+	gw->req_counters = calloc(n, sizeof(*gw->req_counters));
+	if (gw->req_counters == NULL)
+		return -ENOMEM;
+	gw->duration = upmon_metrics_histogram(gw->metrics,
+	    "upmon_gateway_request_duration_seconds",
+	    "Time from the request's headers to the end of the reply.", bounds,
+	    sizeof(bounds) / sizeof(bounds[0]), NULL);
+	gw_ratelimit_metrics(gw->metrics);
+	return 0;
+}
+
+/* ---- replies ------------------------------------------------------------------------------ */
+
+static void
+add_cors(struct gw_req *r, bool preflight)
+{
+	struct mg_connection *c = r->priv->conn;
+
+	if (r->gw->s->cors_origins == NULL || r->gw->s->cors_origins[0] == '\0')
+		return;
+	mg_response_header_add(c, "Vary", "Origin", -1);
+	if (r->priv->origin == NULL)
+		return;
+	mg_response_header_add(c, "Access-Control-Allow-Origin", r->priv->origin, -1);
+	if (preflight) {
+		mg_response_header_add(c, "Access-Control-Allow-Methods",
+		    "GET, POST, PUT, PATCH, DELETE, OPTIONS", -1);
+		mg_response_header_add(c, "Access-Control-Allow-Headers",
+		    "Authorization, Content-Type", -1);
+		mg_response_header_add(c, "Access-Control-Max-Age", "600", -1);
+	} else {
+		mg_response_header_add(c, "Access-Control-Expose-Headers",
+		    "Location, Retry-After, X-Request-Id", -1);
+	}
+}
+
+static void
+send_reply(struct gw_req *r, int status, const char *ctype, const char *body, size_t len,
+    bool preflight)
+{
+	struct gw_req_priv *p = r->priv;
+	struct mg_connection *c = p->conn;
+	char clen[24];
+	int i;
+
+	if (r->status != 0) {
+		if (!p->auto_replied)
+			log_warnx("second reply %d dropped (request %s, route %s, first %d)",
+			    status, p->reqid, r->route != NULL ? r->route : "-", r->status);
+		return;
+	}
+	r->status = status;
+	if (c == NULL) {	/* unit tests */
+		free(p->captured);
+		p->captured = body != NULL ? strndup(body, len) : strdup("");
+		return;
+	}
+	mg_response_header_start(c, status);
+	if (ctype != NULL)
+		mg_response_header_add(c, "Content-Type", ctype, -1);
+	if (status != 204) {
+		snprintf(clen, sizeof(clen), "%zu", len);
+		mg_response_header_add(c, "Content-Length", clen, -1);
+	}
+	mg_response_header_add(c, "X-Content-Type-Options", "nosniff", -1);
+	mg_response_header_add(c, "X-Frame-Options", "DENY", -1);
+	mg_response_header_add(c, "Referrer-Policy", "no-referrer", -1);
+	mg_response_header_add(c, "Content-Security-Policy",
+	    "default-src 'none'; frame-ancestors 'none'", -1);
+	mg_response_header_add(c, "Cache-Control", "no-store", -1);
+	mg_response_header_add(c, "X-Request-Id", p->reqid, -1);
+	add_cors(r, preflight);
+	for (i = 0; i < p->nhdr; i++)
+		mg_response_header_add(c, p->hname[i], p->hval[i], -1);
+	mg_response_header_send(c);
+	if (len > 0 && !p->head)
+		mg_write(c, body, len);
+}
+
+void
+gw_send(struct gw_req *r, int status, const char *ctype, const char *body, size_t len)
+{
+	send_reply(r, status, ctype, body, len, false);
+}
+
+/* ---- request pipeline --------------------------------------------------------------------- */
+
+/* The Origin header when it is one of UPMON_GATEWAY_CORS_ORIGINS (exact match), else NULL. */
+static const char *
+cors_origin(struct gw *gw, struct mg_connection *conn)
+{
+	const char *origin = mg_get_header(conn, "Origin"), *list = gw->s->cors_origins, *e;
+	size_t olen, n;
+
+	if (origin == NULL || list == NULL || *list == '\0')
+		return NULL;
+	olen = strlen(origin);
+	while (*list != '\0') {
+		while (*list == ' ' || *list == ',')
+			list++;
+		e = list;
+		while (*e != '\0' && *e != ',')
+			e++;
+		n = (size_t)(e - list);
+		while (n > 0 && list[n - 1] == ' ')
+			n--;
+		if (n > 0 && n == olen && memcmp(list, origin, n) == 0)
+			return origin;
+		list = e;
+	}
+	return NULL;
+}
+
+static bool
+json_content_type(const char *ct)
+{
+	static const char want[] = "application/json";
+	char c;
+
+	if (ct == NULL)
+		return false;
+	while (*ct == ' ')
+		ct++;
+	if (strncasecmp(ct, want, sizeof(want) - 1) != 0)
+		return false;
+	c = ct[sizeof(want) - 1];
+	return c == '\0' || c == ';' || c == ' ' || c == '\t';
+}
+
+static bool
+chunked(struct mg_connection *conn)
+{
+	const char *te = mg_get_header(conn, "Transfer-Encoding");
+
+	return te != NULL && strcasecmp(te, "identity") != 0;
+}
+
+/* Reads the body into the thread's buffer (at most max_body_bytes). Returns its length, or
+ * -EFBIG (too large), -EIO. */
+static long
+read_body(struct gw_req *r, const struct mg_request_info *ri)
+{
+	struct gw_thread *t = r->priv->thr;
+	size_t cap = (size_t)r->gw->s->max_body_bytes, got = 0;
+	int n;
+
+	if (ri->content_length > (long long)cap)
+		return -EFBIG;
+	if (t->body == NULL && (t->body = malloc(cap + 1)) == NULL)
+		return -EIO;
+	while (got <= cap) {
+		n = mg_read(r->priv->conn, t->body + got, cap + 1 - got);
+		if (n < 0)
+			return -EIO;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got > cap)
+		return -EFBIG;
+	return (long)got;
+}
+
+/* Reads and checks the body of a GW_R_BODY route into r->body. Returns 0, or -1 after
+ * replying. */
+static int
+take_body(struct gw_req *r, const struct mg_request_info *ri)
+{
+	struct gw_thread *t = r->priv->thr;
+	struct json_object *obj;
+	size_t end;
+	long len;
+
+	if (ri->content_length > r->gw->s->max_body_bytes) {
+		gw_reply_error(r, 413, "payload_too_large", "request body is larger than %ld bytes",
+		    r->gw->s->max_body_bytes);
+		return -1;
+	}
+	if (!json_content_type(mg_get_header(r->priv->conn, "Content-Type"))) {
+		gw_reply_error(r, 415, "unsupported_media_type",
+		    "content type must be application/json");
+		return -1;
+	}
+	len = read_body(r, ri);
+	if (len == -EFBIG) {
+		gw_reply_error(r, 413, "payload_too_large", "request body is larger than %ld bytes",
+		    r->gw->s->max_body_bytes);
+		return -1;
+	}
+	if (len < 0) {
+		gw_reply_error(r, 400, "bad_request", "could not read the request body");
+		return -1;
+	}
+	end = 0;
+	while (end < (size_t)len && strchr(" \t\r\n", t->body[end]) != NULL)
+		end++;
+	if (end == (size_t)len) {
+		gw_reply_error(r, 400, "bad_request", "body must be a JSON object");
+		return -1;
+	}
+	json_tokener_reset(t->tok);
+	obj = json_tokener_parse_ex(t->tok, t->body, (int)len);
+	if (obj == NULL || json_tokener_get_error(t->tok) != json_tokener_success) {
+		json_object_put(obj);
+		gw_reply_error(r, 400, "invalid_json", "request body is not valid JSON");
+		return -1;
+	}
+	for (end = json_tokener_get_parse_end(t->tok); end < (size_t)len; end++) {
+		if (strchr(" \t\r\n", t->body[end]) == NULL || t->body[end] == '\0') {
+			json_object_put(obj);
+			gw_reply_error(r, 400, "invalid_json",
+			    "request body has data after the JSON object");
+			return -1;
+		}
+	}
+	if (!json_object_is_type(obj, json_type_object)) {
+		json_object_put(obj);
+		gw_reply_error(r, 400, "bad_request", "body must be a JSON object");
+		return -1;
+	}
+	r->body = obj;
+	return 0;
+}
+
+/* A route without GW_R_BODY: any body is refused. Returns 0, or -1 after replying. */
+static int
+refuse_body(struct gw_req *r, const struct mg_request_info *ri)
+{
+	char c;
+
+	if (ri->content_length > 0 || (ri->content_length < 0 && chunked(r->priv->conn) &&
+	    mg_read(r->priv->conn, &c, 1) > 0)) {
+		gw_reply_error(r, 400, "bad_request", "this request takes no body");
+		return -1;
+	}
+	return 0;
+}
+
+/* Checks the bearer token. Returns 0, or -1 after replying 401. */
+static int
+authenticate(struct gw_req *r)
+{
+	const char *h = mg_get_header(r->priv->conn, "Authorization");
+
+	if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0) {
+		h += 7;
+		while (*h == ' ')
+			h++;
+		if (*h != '\0' && strlen(h) <= TOKEN_MAX &&
+		    gw_token_verify(r->gw->s->jwt_secret, h, (int64_t)time(NULL), &r->user) == 0) {
+			r->authed = true;
+			return 0;
+		}
+	}
+	memset(&r->user, 0, sizeof(r->user));
+	gw_add_header(r, "WWW-Authenticate", "Bearer");
+	gw_reply_error(r, 401, "unauthorized", "missing, invalid or expired token");
+	return -1;
+}
+
+/* Admin routes: the role in the database, not only the token's, must be admin. Returns 0, or
+ * -1 after replying (404 for everyone else, so admin routes are not advertised). */
+static int
+require_admin(struct gw_req *r)
+{
+	const char *params[1] = { r->user.id };
+	const char *role;
+	PGresult *res = NULL;
+	bool admin;
+
+	if (gw_sql(r, UPMON_DB_IDEMPOTENT, "SELECT role FROM users WHERE id = $1", 1, params,
+	    &res) != 0)
+		return -1;
+	role = PQntuples(res) == 1 ? upmon_db_value(res, 0, 0) : NULL;
+	admin = role != NULL && strcmp(role, "admin") == 0;
+	PQclear(res);
+	if (!admin) {
+		gw_reply_not_found(r, "resource");
+		return -1;
+	}
+	r->user.admin = true;
+	return 0;
+}
+
+/* Runs an /api/v1 request: the pipeline of gw.h. Returns the metrics slot. */
+static size_t
+serve_api(struct gw_req *r, const struct mg_request_info *ri)
+{
+	const struct gw_route *route;
+	char key[80], allow[96];
+	bool mismatch;
+	long lim;
+
+	if (gw_route_match(r->method, r->path, &route, r->params, &mismatch) != 0) {
+		if (strcmp(r->method, "OPTIONS") == 0 && mismatch) {
+			gw_route_allow(r->path, allow, sizeof(allow));
+			gw_add_header(r, "Allow", allow);
+			send_reply(r, 204, NULL, NULL, 0, true);
+			return gw_nroutes + SLOT_PREFLIGHT;
+		}
+		if (mismatch) {
+			gw_route_allow(r->path, allow, sizeof(allow));
+			gw_add_header(r, "Allow", allow);
+			gw_reply_error(r, 405, "method_not_allowed", "method %s is not allowed here",
+			    method_names[method_index(r->method)]);
+		} else {
+			gw_reply_not_found(r, "resource");
+		}
+		return gw_nroutes + SLOT_UNMATCHED;
+	}
+	r->route = route->pattern;
+	if ((lim = r->gw->s->rate_ip_per_min) > 0) {
+		snprintf(key, sizeof(key), "ip:%s", r->client_ip);
+		if (gw_rate_hit(r, key, lim, 60) != 0)
+			goto done;
+	}
+	if ((route->flags & GW_R_AUTHRATE) && (lim = r->gw->s->rate_auth_ip_per_min) > 0) {
+		snprintf(key, sizeof(key), "auth:%s", r->client_ip);
+		if (gw_rate_hit(r, key, lim, 60) != 0)
+			goto done;
+	}
+	if (!(route->flags & GW_R_PUBLIC) && authenticate(r) != 0)
+		goto done;
+	if ((route->flags & GW_R_ADMIN) && require_admin(r) != 0)
+		goto done;
+	if ((route->flags & GW_R_BODY) ? take_body(r, ri) != 0 : refuse_body(r, ri) != 0)
+		goto done;
+	route->handler(r);
+	if (r->status == 0) {
+		log_error("handler of %s %s did not reply (request %s)", route->method,
+		    route->pattern, r->priv->reqid);
+		gw_reply_error(r, 500, "internal", "internal error");
+	}
+done:
+	return (size_t)(route - gw_routes);
+}
+
+static size_t
+serve_ops(struct gw_req *r, const char *uri)
+{
+	char *text = NULL;
+	size_t len = 0;
+	bool ready;
+
+	if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
+		gw_add_header(r, "Allow", "GET, HEAD");
+		gw_reply_error(r, 405, "method_not_allowed", "method not allowed");
+		return gw_nroutes + SLOT_UNMATCHED;
+	}
+	r->priv->head = strcmp(r->method, "HEAD") == 0;
+	if (strcmp(uri, "/healthz") == 0) {
+		gw_send(r, 200, "text/plain; charset=utf-8", "ok\n", 3);
+		return gw_nroutes + SLOT_HEALTHZ;
+	}
+	if (strcmp(uri, "/readyz") == 0) {
+		ready = r->gw->admin == NULL || upmon_admin_is_ready(r->gw->admin);
+		if (ready)
+			gw_send(r, 200, "application/json", "{\"ready\":true}", 14);
+		else
+			gw_send(r, 503, "application/json", "{\"ready\":false}", 15);
+		return gw_nroutes + SLOT_READYZ;
+	}
+	if (upmon_metrics_render(r->gw->metrics, &text, &len) != 0) {
+		gw_reply_error(r, 500, "internal", "out of memory");
+	} else {
+		gw_send(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+		free(text);
+	}
+	return gw_nroutes + SLOT_METRICS;
+}
+
+static void
+access_log(struct gw_req *r, size_t slot, int64_t ns)
+{
+	char fields[256];
+	const char *route = slot < gw_nroutes ? gw_routes[slot].pattern :
+	    slot_names[slot - gw_nroutes];
+	int level = r->status >= 500 ? UPMON_LOG_WARN :
+	    r->status >= 400 ? UPMON_LOG_INFO : UPMON_LOG_DEBUG;
+
+	if (!log_enabled(level))
+		return;
+	snprintf(fields, sizeof(fields), "method=%s route=%s status=%d ms=%.3f request_id=%s "
+	    "client=%s", method_names[method_index(r->method)], route, r->status,
+	    (double)ns / 1e6, r->priv->reqid, r->client_ip);
+	log_emit(level, fields, "request");
+}
+
+static int
+handle(struct mg_connection *conn, void *cbdata)
+{
+	struct gw *gw = cbdata;
+	const struct mg_request_info *ri = mg_get_request_info(conn);
+	const char *uri = ri->local_uri != NULL ? ri->local_uri : "";
+	int64_t start = now_ns();
+	struct gw_req_priv priv;
+	struct gw_req r;
+	uint64_t seq;
+	size_t slot;
+
+	memset(&r, 0, sizeof(r));
+	priv.conn = conn;
+	priv.thr = mg_get_thread_pointer(conn);
+	priv.origin = cors_origin(gw, conn);
+	priv.nhdr = 0;
+	priv.hlen = 0;
+	priv.db = NULL;
+	priv.amqp_held = priv.auto_replied = priv.head = false;
+	priv.captured = NULL;
+	seq = atomic_fetch_add_explicit(&gw->reqid_seq, 1, memory_order_relaxed);
+	snprintf(priv.reqid, sizeof(priv.reqid), "%08x%08x", gw->reqid_prefix,
+	    (unsigned)seq);
+	r.gw = gw;
+	r.priv = &priv;
+	r.method = ri->request_method;
+	r.query = ri->query_string;
+	snprintf(r.client_ip, sizeof(r.client_ip), "%s", ri->remote_addr);
+
+	if (priv.thr == NULL) {
+		gw_reply_error(&r, 500, "internal", "internal error");
+		slot = gw_nroutes + SLOT_UNMATCHED;
+	} else if (strncmp(uri, API_PREFIX, API_PREFIX_LEN) == 0 &&
+	    (uri[API_PREFIX_LEN] == '/' || uri[API_PREFIX_LEN] == '\0')) {
+		r.path = uri + API_PREFIX_LEN;
+		slot = serve_api(&r, ri);
+	} else if (strcmp(uri, "/healthz") == 0 || strcmp(uri, "/readyz") == 0 ||
+	    strcmp(uri, "/metrics") == 0) {
+		r.path = uri;
+		slot = serve_ops(&r, uri);
+	} else {
+		r.path = uri;
+		gw_reply_not_found(&r, "resource");
+		slot = gw_nroutes + SLOT_UNMATCHED;
+	}
+	gw_req_release(&r);
+	json_object_put(r.body);
+	start = now_ns() - start;
+	count_request(gw, slot, r.method, r.status, (double)start / 1e9);
+	access_log(&r, slot, start);
+	return r.status;
+}
+
+static int
+log_civetweb(const struct mg_connection *conn, const char *message)
+{
+	(void)conn;
+	log_warnx("http: %s", message);
+	return 1;
+}
+
+static uint32_t
+random_u32(void)
+{
+	uint32_t v = 0;
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || read(fd, &v, sizeof(v)) != (ssize_t)sizeof(v))
+		v = (uint32_t)time(NULL) ^ (uint32_t)getpid() << 16;
+	if (fd >= 0)
+		close(fd);
+	return v;
+}
+
+int
+gw_server_start(const struct gw_server_config *cfg, struct gw **out)
+{
+	struct mg_callbacks cb;
+	struct mg_server_port ports[4];
+	struct mg_init_data init;
+	struct mg_error_data error;
+	struct gw *gw;
+	char lport[64], threads[16], etext[256] = "";
+	const char *options[] = {
+		"listening_ports", lport, "num_threads", threads,
+		"request_timeout_ms", "30000", "keep_alive_timeout_ms", "30000",
+		"enable_keep_alive", "yes", "tcp_nodelay", "1", "listen_backlog", "1024",
+		"decode_url", "yes", NULL,
+	};
+	int n, rc;
+
+	*out = NULL;
+	if ((gw = calloc(1, sizeof(*gw))) == NULL)
+		return -ENOMEM;
+	gw->s = cfg->s;
+	gw->common = cfg->common;
+	gw->metrics = cfg->metrics;
+	gw->admin = cfg->admin;
+	gw->reqid_prefix = random_u32();
+	if ((rc = gw_resources_init(gw)) != 0 || (rc = metrics_init(gw)) != 0) {
+		gw_server_stop(gw);
+		return rc;
+	}
+	snprintf(lport, sizeof(lport), "%s:%ld", cfg->s->addr, cfg->s->port);
+	snprintf(threads, sizeof(threads), "%ld", cfg->s->threads);
+	pthread_once(&mg_once, mg_library_init);
+	memset(&cb, 0, sizeof(cb));
+	cb.log_message = log_civetweb;
+	cb.init_thread = on_init_thread;
+	cb.exit_thread = on_exit_thread;
+	memset(&init, 0, sizeof(init));
+	init.callbacks = &cb;
+	init.user_data = gw;
+	init.configuration_options = options;
+	memset(&error, 0, sizeof(error));
+	error.text = etext;
+	error.text_buffer_size = sizeof(etext);
+	if ((gw->ctx = mg_start2(&init, &error)) == NULL) {
+		log_error("cannot listen on %s: %s", lport, etext);
+		gw_server_stop(gw);
+		return -EIO;
+	}
+	mg_set_request_handler(gw->ctx, "/", handle, gw);
+	n = mg_get_server_ports(gw->ctx, 4, ports);
+	gw->port = n > 0 ? ports[0].port : (int)cfg->s->port;
+	log_info("api listening on http://%s:%d%s (%ld threads, %ld database connections)",
+	    cfg->s->addr, gw->port, API_PREFIX, cfg->s->threads, cfg->s->db_pool);
+	*out = gw;
+	return 0;
+}
+
+int
+gw_server_port(const struct gw *gw)
+{
+	return gw != NULL ? gw->port : -1;
+}
+
+void
+gw_server_stop(struct gw *gw)
+{
+	if (gw == NULL)
+		return;
+	if (gw->ctx != NULL)
+		mg_stop(gw->ctx);
+	gw_resources_release(gw);
+	free(gw->req_counters);
+	free(gw);
+}
+
+const struct gw_settings *
+gw_settings(const struct gw_req *r)
+{
+	return r->gw->s;
+}
