@@ -13,6 +13,8 @@ static int ctl_cmd_help(struct ctl *ctl, int argc, char **argv);
 
 extern const struct ctl_cmd ctl_user_cmd;	/* user.c */
 
+extern const struct ctl_cmd ctl_monitors_cmd;	/* monitors.c */
+
 static const struct ctl_cmd help_cmd = {
 	"help", ctl_cmd_help, "", "list the subcommands",
 };
@@ -23,6 +25,7 @@ static const struct ctl_cmd *const commands[] = {
 	&ctl_partitions_cmd,
 	&ctl_dlq_cmd,
 	&ctl_config_cmd,
+	&ctl_monitors_cmd,
 	&ctl_user_cmd,
 	&help_cmd,
 };
