@@ -122,12 +122,14 @@ reply_amqp_error(struct gw_req *r, int rc, const char *what, const char *err)
 		gw_reply_error(r, 500, "internal", "the message broker refused the operation");
 }
 
-/* Leases the gateway's AMQP handle and copies its configuration; replies 503 on failure. */
+/* Leases the gateway's AMQP handle and copies its configuration; 503 on failure (the
+ * server's gw_amqp_acquire answers it itself; answer here only if it did not). */
 static int
 amqp_config(struct gw_req *r, struct upmon_amqp **c, struct upmon_amqp_config *cfg)
 {
 	if (gw_amqp_acquire(r, c) != 0) {
-		reply_unavailable(r);
+		if (r->status == 0)
+			reply_unavailable(r);
 		return -EAGAIN;
 	}
 	upmon_dlq_config_of(*c, cfg);
