@@ -3,9 +3,11 @@
  *
  * Passwords are argon2id hashes (upmon/password.h). A login for an unknown email still runs
  * one verify (against a dummy hash made once per process) so both failures take about the
- * same time and answer the same body. The per-account limit (UPMON_GATEWAY_RATE_LOGIN_*) is
- * one gw_rate_hit() per attempt on "login:<lowercased email>", counted before the password
- * is checked: once over, even the right password answers 429 until the window ends.
+ * same time and answer the same body. The per-account limit (UPMON_GATEWAY_RATE_LOGIN_*)
+ * counts FAILED logins with gw_rate_hit() on "login:<lowercased email>", and is checked
+ * before the password: once the account has used up its failures, even the right password
+ * answers 429 until the window ends. (The check reads the counter that ratelimit.c keeps
+ * under upmon:rl:<key>; gw.h has no read-only rate call.)
  */
 #include <errno.h>
 #include <pthread.h>
@@ -108,10 +110,56 @@ verify_dummy(const char *pw)
 		(void)upmon_password_verify(dummy_hash, pw, strlen(pw));
 }
 
+/* Counts a failed login, then answers 401 (or 429 when this failure went over the limit). */
 static void
-reply_bad_login(struct gw_req *r)
+reply_bad_login(struct gw_req *r, const char *key)
 {
+	const struct gw_settings *s = gw_settings(r);
+
+	if (gw_rate_hit(r, key, s->rate_login_account, s->rate_login_window_s) != 0)
+		return;
 	gw_reply_error(r, 401, "unauthorized", "invalid email or password");
+}
+
+/*
+ * True (429 answered, with Retry-After) when key already holds limit failures in the current
+ * window. Reads without counting. Redis down: false (fail open, like gw_rate_hit).
+ */
+static bool
+login_locked(struct gw_req *r, const char *key)
+{
+	const struct gw_settings *s = gw_settings(r);
+	struct upmon_cache *c = gw_cache(r);
+	char rkey[sizeof("upmon:rl:") + sizeof("login:") + GW_EMAIL_MAX], retry[24];
+	const char *argv[2];
+	redisReply *rep = NULL;
+	char *val = NULL;
+	long long count, secs = s->rate_login_window_s;
+
+	if (s->rate_login_account <= 0)
+		return false;
+	snprintf(rkey, sizeof(rkey), "upmon:rl:%s", key);
+	if (upmon_cache_get(c, rkey, &val, NULL) != 0 || val == NULL)
+		return false;
+	count = strtoll(val, NULL, 10);
+	free(val);
+	if (count < s->rate_login_account)
+		return false;
+	argv[0] = "PTTL";
+	argv[1] = rkey;
+	if (upmon_cache_command_argv(c, 2, argv, NULL, &rep) == 0 &&
+	    rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
+		secs = (rep->integer + 999) / 1000;
+	if (rep != NULL)
+		freeReplyObject(rep);
+	if (secs < 1)
+		secs = 1;
+	if (secs > s->rate_login_window_s)
+		secs = s->rate_login_window_s;
+	snprintf(retry, sizeof(retry), "%lld", secs);
+	gw_add_header(r, "Retry-After", retry);
+	gw_reply_error(r, 429, "rate_limited", "too many failed logins, retry in %lld s", secs);
+	return true;
 }
 
 /* ---- handlers ---------------------------------------------------------------------------- */
@@ -178,7 +226,7 @@ gw_auth_login(struct gw_req *r)
 	for (i = sizeof("login:") - 1; i < n && i < sizeof(key) - 1; i++)
 		if (key[i] >= 'A' && key[i] <= 'Z')
 			key[i] = (char)(key[i] - 'A' + 'a');
-	if (gw_rate_hit(r, key, s->rate_login_account, s->rate_login_window_s) != 0)
+	if (login_locked(r, key))
 		return;
 	params[0] = email;
 	if (gw_sql(r, UPMON_DB_IDEMPOTENT, "SELECT " USER_COLS ", password_hash FROM users "
@@ -186,7 +234,7 @@ gw_auth_login(struct gw_req *r)
 		return;
 	if (PQntuples(res) != 1) {
 		verify_dummy(pw);
-		reply_bad_login(r);
+		reply_bad_login(r, key);
 		goto out;
 	}
 	rc = upmon_password_verify(PQgetvalue(res, 0, 4), pw, strlen(pw));
@@ -198,7 +246,7 @@ gw_auth_login(struct gw_req *r)
 		verify_dummy(pw);
 	if (rc != 0) {
 		log_info("failed login for user %s", PQgetvalue(res, 0, 0));
-		reply_bad_login(r);
+		reply_bad_login(r, key);
 		goto out;
 	}
 	memset(&u, 0, sizeof(u));
