@@ -640,7 +640,10 @@ gw_server_start(const struct gw_server_config *cfg, struct gw **out)
 		"listening_ports", lport, "num_threads", threads,
 		"request_timeout_ms", "30000", "keep_alive_timeout_ms", "30000",
 		"enable_keep_alive", "yes", "tcp_nodelay", "1", "listen_backlog", "1024",
-		"decode_url", "yes", NULL,
+		"decode_url", "yes",
+		/* CORS is ours: civetweb must not answer preflights itself */
+		"access_control_allow_origin", "", "access_control_allow_methods", "",
+		"access_control_allow_headers", "", NULL,
 	};
 	int n, rc;
 

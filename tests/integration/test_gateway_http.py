@@ -1,0 +1,312 @@
+"""upmon-gateway's HTTP layer: routing (404/405), body rules (413, 415, invalid JSON),
+tokens (401), admin re-check (404), security and CORS headers, /healthz /readyz /metrics on
+the API port, the per-IP rate limit (429 + Retry-After), Redis down (fail open, PostgreSQL
+routes still served), keep-alive, and a clean exit 0 on SIGTERM."""
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import random
+import subprocess
+import time
+
+import upmon_gw as g
+from upmon_gw import check, fail
+
+SEC_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+    "cache-control": "no-store",
+}
+
+
+def b64(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def forge(sub, email, role="user", secret=g.Gateway.SECRET, exp_in=3600, alg="HS256"):
+    now = int(time.time())
+    head = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    body = b64(json.dumps({"sub": sub, "email": email, "role": role, "iss": "upmon",
+                           "iat": now, "exp": now + exp_in}).encode())
+    sig = b64(hmac.new(secret.encode(), (head + "." + body).encode(), hashlib.sha256).digest())
+    return head + "." + body + "." + sig
+
+
+def add_user(email, role="user"):
+    return g.psql("INSERT INTO users (email, password_hash, role) VALUES (:'v1', 'x', :'v2') "
+                  "RETURNING id", email, role)[0][0]
+
+
+def check_security(h, what):
+    for k, v in SEC_HEADERS.items():
+        check(h.get(k) == v, "%s: header %s is %r, want %r" % (what, k, h.get(k), v))
+    check(len(h.get("x-request-id", "")) >= 8, "%s: no X-Request-Id" % what)
+
+
+def check_error(st, b, want_st, want_code, what):
+    check(st == want_st, "%s: status %d, want %d: %r" % (what, st, want_st, b))
+    check(isinstance(b, dict) and set(b) == {"error"}, "%s: not an error object: %r" % (what, b))
+    e = b["error"]
+    check(e.get("code") == want_code, "%s: code %r, want %r" % (what, e.get("code"), want_code))
+    check(isinstance(e.get("message"), str) and e["message"] != "",
+          "%s: no message: %r" % (what, b))
+
+
+def raw_req(port, method, path, body=None, headers=None, source=None):
+    """One request on a fresh connection from source (an IPv4 loopback address)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10,
+                                      source_address=(source, 0) if source else None)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read().decode()
+        h = {k.lower(): v for k, v in resp.getheaders()}
+        return resp.status, h, (json.loads(data) if "json" in h.get("content-type", "")
+                                and data else data)
+    finally:
+        conn.close()
+
+
+def test_routing_and_bodies(gw, tok, uid):
+    c = gw.client(tok)
+    st, h, b = c.req("GET", "/auth/me")
+    check(st == 200 and b.get("id") == uid, "GET /auth/me with a forged token: %d %r" % (st, b))
+    check_security(h, "200 /auth/me")
+    check(h.get("content-type", "").startswith("application/json"), "200: content type")
+
+    st, h, b = c.req("GET", "/no/such/route")
+    check_error(st, b, 404, "not_found", "unknown api route")
+    check_security(h, "404")
+    st, h, b = c.req("GET", "/favicon.ico", prefix=False)
+    check_error(st, b, 404, "not_found", "outside /api/v1")
+    check_security(h, "404 outside the api")
+    st, _, b = c.req("GET", "/monitors/not-a-uuid")
+    check_error(st, b, 404, "not_found", "non-uuid id")
+    st, _, b = c.req("GET", "/monitors/0b5e0c5e-0000-4000-8000-00000000000g")
+    check_error(st, b, 404, "not_found", "uuid with a non-hex digit")
+
+    st, h, b = c.req("DELETE", "/monitors")
+    check_error(st, b, 405, "method_not_allowed", "DELETE /monitors")
+    allow = [m.strip() for m in h.get("allow", "").split(",")]
+    check("GET" in allow and "POST" in allow and "DELETE" not in allow,
+          "405 Allow header: %r" % h.get("allow"))
+    check_security(h, "405")
+
+    st, _, b = c.req("GET", "/monitors", token="")
+    check_error(st, b, 401, "unauthorized", "no token")
+    st, _, b = c.req("GET", "/monitors", token=forge(uid, "x@example.test", secret="w" * 40))
+    check_error(st, b, 401, "unauthorized", "token signed with another secret")
+    st, _, b = c.req("GET", "/monitors", token=forge(uid, "x@example.test", exp_in=-10))
+    check_error(st, b, 401, "unauthorized", "expired token")
+    st, _, b = c.req("GET", "/monitors", token=tok[:-2] + ("AA" if tok[-2:] != "AA" else "BB"))
+    check_error(st, b, 401, "unauthorized", "tampered token")
+
+    big = '{"name": "' + "a" * 70000 + '"}'
+    st, h, b = c.req("POST", "/monitors", raw=big)
+    check_error(st, b, 413, "payload_too_large", "body over the cap")
+    check_security(h, "413")
+    st, _, b = c.req("POST", "/monitors", raw='{"name": "x"}',
+                     headers={"Content-Type": "text/plain"})
+    check_error(st, b, 415, "unsupported_media_type", "text/plain body")
+    st, _, b = c.req("POST", "/monitors", raw='{"name": "x"}', headers={"Content-Type": None})
+    check_error(st, b, 415, "unsupported_media_type", "body without a content type")
+    st, _, b = c.req("POST", "/monitors", raw='{"name": ')
+    check_error(st, b, 400, "invalid_json", "truncated JSON")
+    st, _, b = c.req("POST", "/monitors", raw='{"name": "x"} trailing')
+    check_error(st, b, 400, "invalid_json", "trailing garbage")
+    st, _, b = c.req("POST", "/monitors", raw='{"name": "x"}{"name": "y"}')
+    check_error(st, b, 400, "invalid_json", "two objects")
+    st, _, b = c.req("POST", "/monitors", raw='[{"name": "x"}]')
+    check_error(st, b, 400, "bad_request", "array body")
+    st, _, b = c.req("POST", "/monitors", raw='"x"')
+    check_error(st, b, 400, "bad_request", "string body")
+    st, _, b = c.req("POST", "/monitors", raw='{"a": ' * 40 + "1" + "}" * 40)
+    check_error(st, b, 400, "invalid_json", "nesting over the depth limit")
+    st, _, b = c.req("POST", "/monitors", raw=b'{"name": "\xff\xfe"}')
+    check_error(st, b, 400, "invalid_json", "invalid UTF-8")
+    st, _, b = c.req("POST", "/monitors/0b5e0c5e-0000-4000-8000-000000000001/pause",
+                     raw='{}')
+    check_error(st, b, 400, "bad_request", "body on a route that takes none")
+
+
+def test_admin_recheck(gw, uid):
+    # the token says admin, the database says user: answered like an unknown route
+    c = gw.client(forge(uid, "x@example.test", role="admin"))
+    st, _, b = c.req("GET", "/admin/users")
+    check_error(st, b, 404, "not_found", "admin route, role user in the database")
+    admin = add_user("http-admin@example.test", "admin")
+    st, _, b = gw.client(forge(admin, "http-admin@example.test", role="admin")).req(
+        "GET", "/admin/users")
+    check(st == 200, "admin route as an admin: %d %r" % (st, b))
+
+
+def test_ops_endpoints(gw):
+    c = gw.client()
+    st, h, b = c.req("GET", "/healthz", prefix=False)
+    check(st == 200 and b.strip() == "ok", "/healthz: %d %r" % (st, b))
+    check_security(h, "/healthz")
+    st, _, b = c.req("GET", "/readyz", prefix=False)
+    check(st == 200 and b == {"ready": True}, "/readyz: %d %r" % (st, b))
+    st, h, b = c.req("GET", "/metrics", prefix=False)
+    check(st == 200 and h.get("content-type", "").startswith("text/plain"), "/metrics: %d" % st)
+    for want in ('upmon_gateway_requests_total{route="/auth/me",method="GET",code="200"}',
+                 'upmon_gateway_requests_total{route="unmatched",method="DELETE",code="405"}',
+                 "upmon_gateway_request_duration_seconds_bucket",
+                 "upmon_gateway_db_pool_in_use", "upmon_gateway_ratelimited_total",
+                 "upmon_build_info"):
+        check(want in b, "/metrics lacks %s" % want)
+    # the admin port answers the same
+    st, _, b = raw_req(gw.admin_port, "GET", "/metrics")
+    check(st == 200 and "upmon_gateway_requests_total" in b, "admin /metrics: %d" % st)
+
+
+def test_keepalive(gw, tok):
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+    try:
+        for i, (m, p, body, want) in enumerate([
+                ("GET", "/api/v1/auth/me", None, 200),
+                ("OPTIONS", "/api/v1/monitors", None, 204),
+                ("POST", "/api/v1/monitors", '{"a": ', 400),
+                ("GET", "/api/v1/auth/me", None, 200)]):
+            hdrs = {"Authorization": "Bearer " + tok, "Content-Type": "application/json"}
+            conn.request(m, p, body=body, headers=hdrs)
+            resp = conn.getresponse()
+            resp.read()
+            check(resp.status == want, "keep-alive request %d (%s %s): %d, want %d" %
+                  (i, m, p, resp.status, want))
+    finally:
+        conn.close()
+
+
+def test_cors(origins_env):
+    gw = g.Gateway.start(env=dict(origins_env, UPMON_GATEWAY_CORS_ORIGINS=
+                                  "https://app.example.test, https://b.example.test"))
+    try:
+        c = gw.client()
+        st, h, _ = c.req("GET", "/healthz", prefix=False,
+                         headers={"Origin": "https://app.example.test"})
+        check(h.get("access-control-allow-origin") == "https://app.example.test",
+              "allowed origin: %r" % h.get("access-control-allow-origin"))
+        check("Origin" in h.get("vary", ""), "Vary: Origin missing")
+        st, h, _ = c.req("GET", "/healthz", prefix=False,
+                         headers={"Origin": "https://b.example.test"})
+        check(h.get("access-control-allow-origin") == "https://b.example.test",
+              "second allowed origin")
+        for o in ("https://evil.example.test", "https://app.example.test.evil",
+                  "https://app.example.tes"):
+            st, h, _ = c.req("GET", "/healthz", prefix=False, headers={"Origin": o})
+            check("access-control-allow-origin" not in h, "origin %s got CORS headers" % o)
+        st, h, b = c.req("OPTIONS", "/monitors", headers={
+            "Origin": "https://app.example.test", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type"})
+        check(st == 204, "preflight: %d %r" % (st, b))
+        check(h.get("access-control-allow-origin") == "https://app.example.test",
+              "preflight origin")
+        meth = h.get("access-control-allow-methods", "")
+        for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+            check(m in meth, "preflight methods lack %s: %r" % (m, meth))
+        hdrs = h.get("access-control-allow-headers", "").lower()
+        check("authorization" in hdrs and "content-type" in hdrs, "preflight headers: %r" % hdrs)
+        check(h.get("access-control-max-age") == "600", "preflight max-age")
+        st, h, _ = c.req("OPTIONS", "/monitors", headers={"Origin": "https://evil.example.test"})
+        check("access-control-allow-origin" not in h, "preflight of another origin allowed")
+        st, _, b = c.req("OPTIONS", "/no/such/route",
+                         headers={"Origin": "https://app.example.test"})
+        check(st == 404, "preflight of an unknown route: %d" % st)
+    finally:
+        check(gw.stop() == 0, "cors gateway: exit status")
+
+
+def test_rate_limit(env):
+    gw = g.Gateway.start(env=dict(env, UPMON_GATEWAY_RATE_IP_PER_MIN="20"))
+    try:
+        # a loopback source address of our own: the counter key is ours alone
+        src = "127.%d.%d.%d" % (random.randint(1, 254), random.randint(1, 254),
+                                random.randint(2, 254))
+        for i in range(20):
+            st, _, b = raw_req(gw.port, "GET", "/api/v1/auth/me", source=src)
+            check(st == 401, "request %d under the limit: %d %r" % (i + 1, st, b))
+        st, h, b = raw_req(gw.port, "GET", "/api/v1/auth/me", source=src)
+        check_error(st, b, 429, "rate_limited", "21st request")
+        ra = h.get("retry-after", "")
+        check(ra.isdigit() and 1 <= int(ra) <= 60, "Retry-After %r" % ra)
+        check_security(h, "429")
+        # another address is not limited
+        other = src.rsplit(".", 1)[0] + ".1"
+        st, _, _ = raw_req(gw.port, "GET", "/api/v1/auth/me", source=other)
+        check(st == 401, "another address was limited: %d" % st)
+        st, _, b = raw_req(gw.port, "GET", "/metrics")
+        check("upmon_gateway_ratelimited_total 1" in b, "ratelimited_total is not 1")
+    finally:
+        check(gw.stop() == 0, "rate-limit gateway: exit status")
+
+
+def test_redis_down(env, tok, uid):
+    gw = g.Gateway.start(env=dict(env, UPMON_GATEWAY_RATE_IP_PER_MIN="1000"))
+    ctl = os.environ["UPMON_CTL"]
+    try:
+        c = gw.client(tok)
+        c.ok("GET", "/auth/me")
+        subprocess.run([ctl, "stop", "redis"], check=True, stdout=subprocess.DEVNULL)
+        for i in range(5):
+            t0 = time.time()
+            st, _, b = c.req("GET", "/auth/me")
+            took = time.time() - t0
+            check(st == 200 and b.get("id") == uid,
+                  "redis down, request %d: %d %r" % (i, st, b))
+            check(took < 2.0, "redis down, request %d took %.2f s" % (i, took))
+        st, _, b = c.req("GET", "/metrics", prefix=False)
+        line = [l for l in b.splitlines()
+                if l.startswith("upmon_gateway_ratelimit_unavailable_total")]
+        check(line and int(line[0].split()[-1]) >= 1, "ratelimit_unavailable_total: %r" % line)
+    finally:
+        subprocess.run([ctl, "start", "redis"], check=True, stdout=subprocess.DEVNULL)
+    try:
+        # back to normal once Redis is back (the handle's backoff is at most 2 s)
+        deadline = time.time() + 15
+        while True:
+            st, _, _ = gw.client(tok).req("GET", "/auth/me")
+            check(st == 200, "after redis restart: %d" % st)
+            st, _, b = gw.client().req("GET", "/metrics", prefix=False)
+            n1 = [l for l in b.splitlines()
+                  if l.startswith("upmon_gateway_ratelimit_unavailable_total")]
+            time.sleep(0.5)
+            gw.client(tok).req("GET", "/auth/me")
+            st, _, b = gw.client().req("GET", "/metrics", prefix=False)
+            n2 = [l for l in b.splitlines()
+                  if l.startswith("upmon_gateway_ratelimit_unavailable_total")]
+            if n1 == n2:
+                break
+            if time.time() > deadline:
+                fail("rate limits still failing open 15 s after redis came back")
+    finally:
+        check(gw.stop() == 0, "redis-down gateway: exit status")
+
+
+def main():
+    g.migrate()
+    uid = add_user("http-user@example.test")
+    tok = forge(uid, "http-user@example.test")
+    env = {"UPMON_GATEWAY_RATE_AUTH_IP_PER_MIN": "0"}
+    gw = g.Gateway.start(env=env)
+    try:
+        test_routing_and_bodies(gw, tok, uid)
+        test_admin_recheck(gw, uid)
+        test_keepalive(gw, tok)
+        test_ops_endpoints(gw)
+    finally:
+        rc = gw.stop()
+    check(rc == 0, "SIGTERM: exit status %d, want 0" % rc)
+    test_cors(env)
+    test_rate_limit(env)
+    test_redis_down(env, tok, uid)
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
