@@ -666,7 +666,8 @@ svc_start() {
   mapfile -t envs < <(stack_env_pairs)
   envs+=("UPMON_ADMIN_ADDR=127.0.0.1" "UPMON_ADMIN_PORT=$port")
   if [[ $name == gateway ]]; then
-    envs+=("UPMON_GATEWAY_ADDR=127.0.0.1" "UPMON_GATEWAY_PORT=$PORT_GATEWAY")
+    envs+=("UPMON_GATEWAY_ADDR=127.0.0.1" "UPMON_GATEWAY_PORT=$PORT_GATEWAY"
+           "UPMON_GATEWAY_JWT_SECRET=$(gateway_jwt_secret)")
   fi
   # The local stack's targets are its own components on loopback, which the SSRF guard
   # blocks by default: allow loopback here (and only here) so the demo works.
@@ -674,6 +675,20 @@ svc_start() {
     envs+=("UPMON_PROBE_SSRF_ALLOW=${UPMON_PROBE_SSRF_ALLOW:-127.0.0.0/8,::1/128}")
   fi
   start_bg "$name" "$S" env "${envs[@]}" "$BIN/upmon-$name"
+}
+
+# Prints the gateway's token signing key: 64 hex characters generated once per stack into
+# $S/gateway-jwt-secret (mode 600), so tokens survive gateway restarts.
+gateway_jwt_secret() {
+  local f=$S/gateway-jwt-secret tmp
+  if [[ ! -s $f ]]; then
+    tmp=$f.tmp
+    (umask 077 && head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n' >"$tmp") ||
+      die "cannot write $tmp"
+    mv -f "$tmp" "$f"
+  fi
+  chmod 600 "$f"
+  cat "$f"
 }
 
 svc_wait() { wait_ready "$1" svc_ready "$1"; }
@@ -750,6 +765,35 @@ seed_self_monitors() {
     -v with_gateway="$with_gateway" -v with_mailer="$with_mailer" \
     -f "$UPMON_REPO/deploy/local/selfmon.sql" >/dev/null ||
     die "could not create the self-monitors (deploy/local/selfmon.sql)"
+}
+
+# The local admin account (the self-monitors' owner, SELFMON_OWNER): on the first start with
+# the gateway, gives it a random password (upmonctl user create/set-password) and saves
+# "email=...\npassword=..." in $S/admin-credentials (mode 600). Later runs change nothing.
+# Sets ADMIN_PASSWORD when it was just created (the banner shows it once), else leaves it
+# empty.
+ADMIN_CREDENTIALS_FILE=admin-credentials
+admin_account_ensure() {
+  local f=$S/$ADMIN_CREDENTIALS_FILE tmp ctl=$BIN/upmonctl pw
+  local url="postgresql://$PG_USER:$PG_PASS@127.0.0.1:$PORT_PG/$PG_DB"
+  ADMIN_PASSWORD=""
+  [[ -s $f ]] && return 0
+  [[ -x $ctl ]] || die "$ctl not found: cannot create the admin account"
+  pw=$(head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20)
+  ((${#pw} == 20)) || die "cannot generate the admin password"
+  tmp=$f.tmp
+  (umask 077 && printf 'email=%s\npassword=%s\n' "$SELFMON_OWNER" "$pw" >"$tmp") ||
+    die "cannot write $tmp"
+  printf '%s\n' "$pw" | UPMON_PG_URL=$url "$ctl" user create --email "$SELFMON_OWNER" \
+    --admin --if-missing --password-stdin >/dev/null ||
+    die "upmonctl user create failed for $SELFMON_OWNER"
+  printf '%s\n' "$pw" | UPMON_PG_URL=$url "$ctl" user set-password --email "$SELFMON_OWNER" \
+    --password-stdin >/dev/null ||
+    die "upmonctl user set-password failed for $SELFMON_OWNER"
+  mv -f "$tmp" "$f"
+  chmod 600 "$f"
+  # shellcheck disable=SC2034  # read by deploy/local/up's banner
+  ADMIN_PASSWORD=$pw
 }
 
 # Drops this stack's reservations from the port registry (when its state dir goes away).

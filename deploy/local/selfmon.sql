@@ -4,7 +4,8 @@
 --   scheduler_admin_port, probe_admin_port, gateway_admin_port, mailer_admin_port,
 --   with_gateway, with_mailer (true when that service is built and started)
 -- The owner is a local admin account whose password is not set here (password_hash '!'
--- matches no password, so nobody can log in with it until the gateway sets one).
+-- matches no password): deploy/local/up gives it one with `upmonctl user set-password` on
+-- the first start with the gateway and saves it in $UPMON_STATE_DIR/admin-credentials.
 -- Idempotent: monitors are matched by (owner, name) and their targets refreshed, since the
 -- stack's ports are chosen at first start and kept.
 \set ON_ERROR_STOP on
