@@ -15,6 +15,7 @@
 #define DLQ_IDLE_MS 1500	/* no delivery for this long: the queue is drained */
 #define DLQ_TAIL_MS 250		/* idle wait once the messages counted at the start came */
 #define DLQ_CONFIRM_MS 10000
+#define DLQ_REQUEUE_MS 3000	/* a listing waits this long at most for its requeues */
 #define DLQ_MAX_BODY ((size_t)256 << 20)
 
 enum dlq_action { DLQ_LIST, DLQ_REPLAY, DLQ_PURGE };
@@ -124,6 +125,35 @@ replay_one(struct upmon_amqp *c, const struct upmon_amqp_delivery *d, const char
 	return upmon_amqp_publish_sync(c, &m, DLQ_CONFIRM_MS);
 }
 
+/*
+ * Ends the consumer: closing its channel requeues every message it holds unacked at once
+ * (the listed ones, and one a replay or purge had prefetched but not taken; a nack with
+ * requeue would let the broker redeliver them to the same, still open consumer). Then waits
+ * (at most DLQ_REQUEUE_MS) until the queue counts want messages as ready again: a quorum
+ * queue requeues through its log, so without the wait a listing or a count right after
+ * could miss messages that are only on their way back.
+ */
+static void
+give_back(struct upmon_amqp *c, long want)
+{
+	int64_t deadline = upmon_mono_ms() + DLQ_REQUEUE_MS;
+	uint16_t ch;
+	long ready, consumers;
+
+	if (!c->connected || c->nconsumers == 0)
+		return;		/* a lost connection requeued them already */
+	ch = c->consumers[0].channel;
+	(void)amqp_channel_close(c->conn, ch, AMQP_REPLY_SUCCESS);
+	if (amqp_rpc_check(c, ch, "channel.close") != 0)
+		return;
+	while (upmon_dlq_queue_stat(c, c->consumers[0].queue, &ready, &consumers) == 0 &&
+	    (ready < want || consumers > 0) && upmon_mono_ms() < deadline) {
+		log_debug("dlq: %ld ready, %ld consumers, waiting for %ld", ready, consumers,
+		    want);
+		upmon_sleep_ms(20);
+	}
+}
+
 /* Takes up to limit messages from queue and lists, replays or purges each. */
 static int
 run(const struct upmon_amqp_config *cfg0, enum dlq_action action, const char *queue,
@@ -205,9 +235,7 @@ run(const struct upmon_amqp_config *cfg0, enum dlq_action action, const char *qu
 		}
 		upmon_amqp_delivery_release(d);
 	}
-	if (action == DLQ_LIST)
-		for (i = 0; i < n; i++)
-			(void)upmon_amqp_nack(c, &held[i], 1);
+	give_back(c, action == DLQ_LIST ? ready : ready - n);
 	*np = n;
 out:
 	if (held != NULL) {
