@@ -414,10 +414,45 @@ check_rules(struct upmon_jv *v, struct upmon_monitor *m)
 		    (long)m->interval_seconds * 1000);
 }
 
+/*
+ * RFC 7396 for the one object field: a PATCH's headers object is merged into base's (a null
+ * value removes that header). Returns a new body with the merged headers, or NULL when
+ * there is nothing to merge (or no memory: the plain body is then read as given).
+ */
+static struct json_object *
+merge_headers(struct json_object *obj, const struct upmon_monitor *base)
+{
+	struct json_object *h, *merged = NULL, *out;
+
+	if (obj == NULL || !json_object_is_type(obj, json_type_object) ||
+	    !json_object_object_get_ex(obj, "headers", &h) ||
+	    !json_object_is_type(h, json_type_object) ||
+	    json_object_deep_copy(base->headers, &merged, NULL) != 0)
+		return NULL;
+	json_object_object_foreach(h, name, val) {
+		if (val == NULL)
+			json_object_object_del(merged, name);
+		else
+			json_object_object_add(merged, name, json_object_get(val));
+	}
+	if ((out = json_object_new_object()) == NULL) {
+		json_object_put(merged);
+		return NULL;
+	}
+	json_object_object_foreach(obj, key, v) {
+		if (strcmp(key, "headers") == 0)
+			json_object_object_add(out, key, merged);
+		else
+			json_object_object_add(out, key, json_object_get(v));
+	}
+	return out;
+}
+
 int
 upmon_monitor_from_json(struct json_object *obj, enum upmon_monitor_mode mode,
     const struct upmon_monitor *base, struct upmon_monitor *out, struct json_object **fields)
 {
+	struct json_object *merged = NULL;
 	struct upmon_jv v;
 	struct upmon_monitor m;
 	unsigned req = mode == UPMON_MONITOR_PATCH ? 0 : UPMON_JV_REQUIRED;
@@ -437,6 +472,8 @@ upmon_monitor_from_json(struct json_object *obj, enum upmon_monitor_mode mode,
 		upmon_monitor_release(&m);
 		return -ENOMEM;
 	}
+	if (mode == UPMON_MONITOR_PATCH && (merged = merge_headers(obj, base)) != NULL)
+		obj = merged;
 	upmon_jv_init(&v, obj);
 	upmon_jv_allow(&v, monitor_keys);
 	if ((rc = read_fields(&v, &m, req)) != 0)
@@ -459,10 +496,12 @@ upmon_monitor_from_json(struct json_object *obj, enum upmon_monitor_mode mode,
 		goto fail;
 	}
 	upmon_jv_release(&v);
+	json_object_put(merged);
 	*out = m;
 	return 0;
 fail:
 	upmon_jv_release(&v);
+	json_object_put(merged);
 	upmon_monitor_release(&m);
 	return rc;
 }

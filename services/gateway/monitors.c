@@ -5,6 +5,7 @@
  * monitors table. Every statement filters by owner_id = the caller (a parameter), so another
  * tenant's monitor is answered 404 exactly like a missing one. Every write goes through the
  * monitors table, whose trigger (sql/0001) NOTIFYs monitor_changed for the scheduler.
+ * Lists are ordered by (created_at, id); the cursor carries created_at in microseconds.
  *
  * List cache: a page is cached in Redis under upmon:gw:mon:<owner>:<gen>:<hash of the
  * normalised query> for list_cache_ttl_ms, where <gen> is upmon:gw:mongen:<owner> (missing =
@@ -516,13 +517,17 @@ list_from_db(struct gw_req *r, const struct list_query *lq, struct json_object *
 		p[3] = like;
 	}
 	snprintf(limit, sizeof(limit), "%ld", lq->limit + 1);
-	rc = gw_sql(r, UPMON_DB_IDEMPOTENT, MON_SELECT " WHERE m.owner_id = $1"
+	/* the cursor holds created_at in microseconds (exact, so the order can follow the
+	 * (owner_id, created_at, id) index) */
+	rc = gw_sql(r, UPMON_DB_IDEMPOTENT, "SELECT " UPMON_MONITOR_SELECT ", "
+	    "COALESCE(s.status, 'pending'), (extract(epoch FROM m.created_at) * 1000000)::bigint"
+	    MON_FROM " WHERE m.owner_id = $1"
 	    " AND ($2::text IS NULL OR COALESCE(s.status, 'pending') = $2::text)"
 	    " AND ($3::text IS NULL OR m.tags @> ARRAY[$3::text])"
 	    " AND ($4::text IS NULL OR m.name ILIKE $4::text ESCAPE '\\')"
-	    " AND ($5::bigint IS NULL OR (upmon_ts_to_ms(m.created_at), m.id) >"
-	    " ($5::bigint, $6::uuid))"
-	    " ORDER BY upmon_ts_to_ms(m.created_at), m.id LIMIT $7::integer", 7, p, &res);
+	    " AND ($5::bigint IS NULL OR (m.created_at, m.id) >"
+	    " ('epoch'::timestamptz + $5::bigint * interval '1 microsecond', $6::uuid))"
+	    " ORDER BY m.created_at, m.id LIMIT $7::integer", 7, p, &res);
 	if (rc < 0)
 		return rc;
 	n = PQntuples(res);
@@ -541,8 +546,9 @@ list_from_db(struct gw_req *r, const struct list_query *lq, struct json_object *
 		    MON_STATUS_COL));
 		if (upmon_monitor_to_json(&m, 0, &item) == 0)
 			json_object_array_add(items, item);
-		if (i + 1 == lq->limit && n > lq->limit &&
-		    gw_cursor_encode(m.created_ms, m.id, next, sizeof(next)) != 0)
+		if (i + 1 == lq->limit && n > lq->limit && (upmon_db_int64(res, i,
+		    MON_STATUS_COL + 1, &cms) != 0 ||
+		    gw_cursor_encode(cms, m.id, next, sizeof(next)) != 0))
 			next[0] = '\0';
 		upmon_monitor_release(&m);
 	}

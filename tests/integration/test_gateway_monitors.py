@@ -94,6 +94,12 @@ def test_crud(c):
     p = c.ok("PATCH", "/monitors/" + f["id"], {"type": "http", "url": "http://x.test/"})
     check((p["type"], p["url"], p["host"], p["port"]) == ("http", "http://x.test/", None, None),
           "type change: %r" % p)
+    # headers merge (RFC 7396): add, then remove one by null
+    c.ok("PATCH", "/monitors/" + f["id"], {"headers": {"X-A": "1", "X-B": "2"}})
+    p = c.ok("PATCH", "/monitors/" + f["id"], {"headers": {"X-A": None, "X-C": "3"}})
+    check(p["headers"] == {"X-B": "2", "X-C": "3"}, "headers merge: %r" % p["headers"])
+    p = c.ok("PATCH", "/monitors/" + f["id"], {"headers": None})
+    check(p["headers"] == {}, "headers null: %r" % p["headers"])
     # the row changed (what fires the monitors_notify trigger)
     rows = g.psql("SELECT updated_at > created_at FROM monitors WHERE id = :'v1'", f["id"])
     check(rows == [["t"]], "updated_at did not move: %r" % rows)

@@ -333,6 +333,21 @@ test_patch(void)
 	CHECK_STR(m.expected_status, "200-299");
 	CHECK_EQ(m.follow_redirects, 1);
 	upmon_monitor_release(&m);
+	/* headers merge as RFC 7396 says: add, replace, remove by null */
+	CHECK_EQ(read_text("{\"headers\": {\"X-B\": \"2\"}}", UPMON_MONITOR_PATCH, &base, &m, f,
+	    sizeof(f)), 0);
+	CHECK_STR(json_object_to_json_string_ext(m.headers, JSON_C_TO_STRING_PLAIN),
+	    "{\"X-A\":\"1\",\"X-B\":\"2\"}");
+	upmon_monitor_release(&m);
+	CHECK_EQ(read_text("{\"headers\": {\"X-A\": null, \"X-C\": \"3\"}}", UPMON_MONITOR_PATCH,
+	    &base, &m, f, sizeof(f)), 0);
+	CHECK_STR(json_object_to_json_string_ext(m.headers, JSON_C_TO_STRING_PLAIN),
+	    "{\"X-C\":\"3\"}");
+	CHECK_EQ(json_object_object_length(base.headers), 1);	/* base untouched */
+	upmon_monitor_release(&m);
+	CHECK_EQ(read_text("{\"headers\": {\"X-A\": 5}}", UPMON_MONITOR_PATCH, &base, &m, f,
+	    sizeof(f)), -EINVAL);
+	CHECK_STR(f, "{\"headers.X-A\":\"must be a string\"}");
 	/* required fields cannot be nulled */
 	CHECK_EQ(read_text("{\"name\": null, \"interval_seconds\": null}", UPMON_MONITOR_PATCH,
 	    &base, &m, f, sizeof(f)), -EINVAL);

@@ -35,8 +35,10 @@
 enum upmon_monitor_mode {
 	UPMON_MONITOR_CREATE,	/* required fields must be present; the rest default */
 	UPMON_MONITOR_REPLACE,	/* the same (PUT: omitted optional fields go back to default) */
-	UPMON_MONITOR_PATCH,	/* merge patch onto base: only given fields change; null
-				 * clears a nullable field and resets a defaulted one */
+	UPMON_MONITOR_PATCH,	/* merge patch (RFC 7396) onto base: only given fields
+				 * change; null clears a nullable field and resets a
+				 * defaulted one; a headers object is merged into base's
+				 * (a null value removes that header) */
 };
 
 struct upmon_monitor {
