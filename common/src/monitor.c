@@ -184,6 +184,38 @@ get_bool(struct upmon_jv *v, const char *key, bool def, bool *dst)
 		*dst = b;
 }
 
+/*
+ * True when valid UTF-8 s holds a character that PostgreSQL's [[:cntrl:]] (and, with
+ * spaces, [[:space:]]) may match beyond ASCII, depending on the database's locale: C1
+ * controls, the line and paragraph separators, and Unicode spaces. The checks of sql/0001
+ * would refuse them without naming the field.
+ */
+static bool
+has_wide_ctrl(const char *s, bool spaces)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	unsigned long cp;
+
+	for (; *p != '\0'; p++) {
+		if (*p < 0xc0)
+			continue;
+		if (*p < 0xe0 && p[1] != '\0') {
+			cp = ((unsigned long)(*p & 0x1f) << 6) | (p[1] & 0x3f);
+		} else if (*p < 0xf0 && p[1] != '\0' && p[2] != '\0') {
+			cp = ((unsigned long)(*p & 0x0f) << 12) | ((unsigned long)(p[1] & 0x3f) << 6) |
+			    (p[2] & 0x3f);
+		} else {
+			continue;
+		}
+		if ((cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029)
+			return true;
+		if (spaces && (cp == 0xa0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) ||
+		    cp == 0x202f || cp == 0x205f || cp == 0x3000))
+			return true;
+	}
+	return false;
+}
+
 static bool
 url_ok(const char *s)
 {
@@ -197,7 +229,7 @@ url_ok(const char *s)
 		return false;
 	if (s[off] == '\0')
 		return false;
-	return strchr(s, ' ') == NULL;
+	return strchr(s, ' ') == NULL && !has_wide_ctrl(s, true);
 }
 
 static bool
@@ -343,6 +375,9 @@ read_fields(struct upmon_jv *v, struct upmon_monitor *m, unsigned req)
 #define STR(...) do { if (get_str(v, __VA_ARGS__) == -ENOMEM) nomem = true; } while (0)
 	STR("name", 1, UPMON_MONITOR_NAME_MAX, 4 * UPMON_MONITOR_NAME_MAX,
 	    req | UPMON_JV_NO_CTRL, false, NULL, &m->name);
+	if (m->name != NULL && !failed(v, "name") && upmon_jv_has(v, "name") &&
+	    has_wide_ctrl(m->name, false))
+		upmon_jv_fail(v, "name", "must not contain control characters");
 	if (upmon_jv_enum(v, "type", type_names, req, &t) == 0)
 		m->type = (enum upmon_check_type)t;
 	STR("url", 1, UPMON_URL_MAX, UPMON_URL_MAX, UPMON_JV_NO_CTRL, true, NULL, &m->url);

@@ -147,6 +147,9 @@ def test_validation(c):
                  "port": "is required",
                  "timeout_ms": "must not exceed interval_seconds * 1000 (10000)"},
           "tcp rules: %r" % fl)
+    # a C1 control is refused by name (the database's [[:cntrl:]] would refuse it unnamed)
+    fl = err_fields(c, "POST", "/monitors", http("a\u0085b", url="https://e.test/"))
+    check(fl == {"name": "must not contain control characters"}, "C1 control: %r" % fl)
     fl = err_fields(c, "POST", "/monitors", http("kw", keyword_absent=True))
     check(fl == {"keyword_absent": "requires keyword"}, "keyword_absent: %r" % fl)
     fl = err_fields(c, "POST", "/monitors", http("b", body="x" * 16385))
