@@ -142,7 +142,7 @@ void gw_amqp_release(struct gw_req *r);
  */
 int gw_rate_hit(struct gw_req *r, const char *key, long limit, long window_s);
 
-/* ---- tokens (auth.c; pure functions, used by server.c for every request) ----------------- */
+/* ---- tokens (token.c; pure functions, used by server.c for every request) ---------------- */
 
 /* Checks an HS256 JWT: the header's alg must be exactly HS256 (none, HS384, RS256... are
  * refused), the signature must match secret, iss must be "upmon", sub a uuid, role "user" or

@@ -136,7 +136,11 @@ class Gateway:
         e = dict(os.environ)
         e.update({"UPMON_GATEWAY_ADDR": "127.0.0.1", "UPMON_GATEWAY_PORT": str(port),
                   "UPMON_ADMIN_PORT": str(admin_port),
-                  "UPMON_GATEWAY_JWT_SECRET": cls.SECRET})
+                  "UPMON_GATEWAY_JWT_SECRET": cls.SECRET,
+                  # The per-IP counters live in the Redis every test shares, and every test
+                  # comes from 127.0.0.1: high limits unless a test sets its own.
+                  "UPMON_GATEWAY_RATE_IP_PER_MIN": "1000000",
+                  "UPMON_GATEWAY_RATE_AUTH_IP_PER_MIN": "100000"})
         e.update(env or {})
         log = tempfile.NamedTemporaryFile(prefix="upmon-gw-", suffix=".log", delete=False)
         proc = subprocess.Popen([os.path.join(BIN, "upmon-gateway")], env=e, stdout=log,
