@@ -15,7 +15,8 @@
 # (upmon:status:<id>, the probe's format). Then wrk (2 threads, tests/bench/api.lua):
 #   status-1     GET /monitors/{id}/status of one monitor, --connections connections   (P5)
 #   status-rand  the same for a random monitor among all of them per request           (P5)
-#   status-pg    the same with Redis emptied: the PostgreSQL fallback (for comparison)
+#   status-1-norl  status-1 again, gateway restarted with the rate limit off (comparison)
+#   status-pg    status-rand with Redis emptied: the PostgreSQL fallback (comparison)
 #   summary-30d  GET /monitors/{id}/summary?window=30d of the history monitor,
 #                --summary-connections connections                                     (P6)
 # and prints req/s, p50, p90, p99, max and errors per run, and PASS/FAIL against P5 (>= 10,000
@@ -94,15 +95,19 @@ export UPMON_AMQP_URL="amqp://$RMQ_USER:$RMQ_PASS@127.0.0.1:$PORT_AMQP/%2f"
 # ---- the gateway ------------------------------------------------------------------------
 
 port=$(bench_free_port) admin_port=$(bench_free_port)
-UPMON_GATEWAY_ADDR=127.0.0.1 UPMON_GATEWAY_PORT=$port UPMON_ADMIN_PORT=$admin_port \
-UPMON_ADMIN_ADDR=127.0.0.1 UPMON_GATEWAY_THREADS=$threads \
-UPMON_GATEWAY_JWT_SECRET=bench-secret-0123456789-abcdefghijklmnop \
-UPMON_GATEWAY_RATE_IP_PER_MIN=100000000 UPMON_GATEWAY_RATE_AUTH_IP_PER_MIN=1000 \
-UPMON_LOG_LEVEL=warn \
-	"$bin/upmon-gateway" >"$BENCH_DIR/gateway.log" 2>&1 &
-GW_PID=$!
-BENCH_PIDS+=("$GW_PID")
-bench_wait_port "$port" 20 || { tail -n 20 "$BENCH_DIR/gateway.log" >&2; bench_die "gateway did not start"; }
+start_gateway() { # per-IP rate limit per minute (0 = off)
+	UPMON_GATEWAY_ADDR=127.0.0.1 UPMON_GATEWAY_PORT=$port UPMON_ADMIN_PORT=$admin_port \
+	UPMON_ADMIN_ADDR=127.0.0.1 UPMON_GATEWAY_THREADS=$threads \
+	UPMON_GATEWAY_JWT_SECRET=bench-secret-0123456789-abcdefghijklmnop \
+	UPMON_GATEWAY_RATE_IP_PER_MIN=$1 UPMON_GATEWAY_RATE_AUTH_IP_PER_MIN=1000 \
+	UPMON_LOG_LEVEL=warn \
+		"$bin/upmon-gateway" >>"$BENCH_DIR/gateway.log" 2>&1 &
+	GW_PID=$!
+	BENCH_PIDS+=("$GW_PID")
+	bench_wait_port "$port" 20 ||
+		{ tail -n 20 "$BENCH_DIR/gateway.log" >&2; bench_die "gateway did not start"; }
+}
+start_gateway 100000000
 api=http://127.0.0.1:$port/api/v1
 email=bench-$$@example.test
 curl -fsS -m 10 -H 'content-type: application/json' \
@@ -189,7 +194,7 @@ run() { # name path-format ids-file connections
 	line=${line#BENCH }
 	eval "local $line"
 	RPS[$name]=$rps P99[$name]=$p99_ms P50[$name]=$p50_ms ERR[$name]=$errors
-	printf '%-12s %3dc  %8s req/s  p50 %7s ms  p90 %7s ms  p99 %7s ms  max %8s ms  errors %s  gateway %s us/req  machine %s us/req\n' \
+	printf '%-13s %3dc  %8s req/s  p50 %7s ms  p90 %7s ms  p99 %7s ms  max %8s ms  errors %s  gateway %s us/req  machine %s us/req\n' \
 		"$name" "$c" "$rps" "$p50_ms" "$p90_ms" "$p99_ms" "$max_ms" "$errors" \
 		"$(bench_us_per $((c1 - c0)) "$requests")" "$(bench_us_per $((s1 - s0)) "$requests")" |
 		tee -a "$RESULTS"
@@ -199,6 +204,10 @@ bench_note "wrk: 2 threads, ${duration} s per run (after a 3 s warm-up), gateway
 run status-1 "/monitors/%s/status" "$BENCH_DIR/id1.txt" "$conns"
 run status-rand "/monitors/%s/status" "$BENCH_DIR/ids.txt" "$conns"
 run summary-30d "/monitors/%s/summary?window=30d" "$BENCH_DIR/id1.txt" "$sconns"
+# the same without the per-IP rate limit (its Redis script call per request)
+bench_stop_pid "$GW_PID"
+start_gateway 0
+run status-1-norl "/monitors/%s/status" "$BENCH_DIR/id1.txt" "$conns"
 drop_redis_status
 run status-pg "/monitors/%s/status" "$BENCH_DIR/ids.txt" "$conns"
 src=$(curl -fsS -m 10 "${auth[@]}" "$api/monitors/$hist_id/status" |
