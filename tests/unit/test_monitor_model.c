@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "test.h"
@@ -44,6 +45,57 @@ to_text(const struct upmon_monitor *m, unsigned flags, char *buf, size_t size)
 	    JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	return buf;
+}
+
+/*
+ * What the scheduler does with a stored monitor (services/scheduler/monitors.c): a task whose
+ * check must pass the wire's validation. Returns upmon_task_validate()'s result.
+ */
+static int
+wire_check(const struct upmon_monitor *m, char *err, size_t errlen)
+{
+	struct upmon_task t;
+	char part[16];
+	const char *p = m->expected_status;
+	size_t n, i = 0;
+	int rc;
+
+	upmon_task_init(&t);
+	snprintf(t.monitor_id, sizeof(t.monitor_id), "0b5e0000-0000-4000-8000-000000000001");
+	snprintf(t.owner_id, sizeof(t.owner_id), "0b5e0000-0000-4000-8000-000000000002");
+	t.scheduled_at = 1763742000000;
+	t.interval_seconds = m->interval_seconds;
+	t.retries = m->retries;
+	t.check.type = m->type;
+	t.check.timeout_ms = m->timeout_ms;
+	t.check.url = m->url ? strdup(m->url) : NULL;
+	t.check.host = m->host ? strdup(m->host) : NULL;
+	t.check.port = m->port;
+	t.check.method = m->method;
+	t.check.body = m->body ? strdup(m->body) : NULL;
+	t.check.keyword = m->keyword ? strdup(m->keyword) : NULL;
+	t.check.keyword_absent = m->keyword_absent;
+	t.check.max_latency_ms = m->max_latency_ms;
+	t.check.follow_redirects = m->follow_redirects;
+	t.check.max_redirects = m->max_redirects;
+	t.check.verify_tls = m->verify_tls;
+	t.check.cert_expiry_days = m->cert_expiry_days;
+	t.check.nheaders = (size_t)json_object_object_length(m->headers);
+	t.check.headers = calloc(t.check.nheaders + 1, sizeof(*t.check.headers));
+	json_object_object_foreach(m->headers, name, val) {
+		t.check.headers[i].name = strdup(name);
+		t.check.headers[i++].value = strdup(json_object_get_string(val));
+	}
+	t.check.nexpected = 0;
+	while (m->type == UPMON_CHECK_HTTP && *p != '\0') {
+		n = strcspn(p, ",");
+		snprintf(part, sizeof(part), "%.*s", (int)n, p);
+		REQUIRE(upmon_status_range_parse(part, &t.check.expected[t.check.nexpected++]) == 0);
+		p += n + (p[n] == ',');
+	}
+	rc = upmon_task_validate(&t, err, errlen);
+	upmon_task_release(&t);
+	return rc;
 }
 
 static void
@@ -203,6 +255,7 @@ test_limits_at_edge(void)
 	    "206,207,208,226,300,301,302,303,304\"}", UPMON_MONITOR_CREATE, NULL, &m, f,
 	    sizeof(f)), 0);
 	CHECK_STR(f, "");
+	CHECK_EQ(wire_check(&m, f, sizeof(f)), 0);
 	upmon_monitor_release(&m);
 	/* 17 expected codes is one too many */
 	CHECK_EQ(read_text("{\"name\": \"n\", \"type\": \"http\", \"url\": \"http://e.test\", "
@@ -216,6 +269,7 @@ test_limits_at_edge(void)
 	snprintf(text, sizeof(text), "{\"name\": \"n\", \"type\": \"http\", \"url\": "
 	    "\"http://e.test\", \"interval_seconds\": 60, \"body\": \"%s\"}", big);
 	CHECK_EQ(read_text(text, UPMON_MONITOR_CREATE, NULL, &m, f, sizeof(f)), 0);
+	CHECK_EQ(wire_check(&m, f, sizeof(f)), 0);
 	upmon_monitor_release(&m);
 	big[16384] = 'b';
 	big[16385] = '\0';
@@ -247,6 +301,18 @@ test_limits_at_edge(void)
 	CHECK_EQ(read_text(text, UPMON_MONITOR_CREATE, NULL, &m, f, sizeof(f)), -EINVAL);
 	CHECK_CONTAINS(f, "\"headers\":\"has too many entries");
 	CHECK_CONTAINS(f, "\"tags\":\"has too many items");
+	/* 32 headers of 200 bytes: accepted, and a valid task on the wire */
+	n = snprintf(text, sizeof(text), "{\"name\": \"n\", \"type\": \"http\", \"url\": "
+	    "\"http://e.test\", \"interval_seconds\": 60, \"headers\": {");
+	memset(big, 'v', 200);
+	big[200] = '\0';
+	for (i = 0; i < 32; i++)
+		n += snprintf(text + n, sizeof(text) - (size_t)n, "%s\"H%02d\": \"%s\"",
+		    i ? ", " : "", i, big);
+	snprintf(text + n, sizeof(text) - (size_t)n, "}}");
+	CHECK_EQ(read_text(text, UPMON_MONITOR_CREATE, NULL, &m, f, sizeof(f)), 0);
+	CHECK_EQ(wire_check(&m, f, sizeof(f)), 0);
+	upmon_monitor_release(&m);
 	/* headers that fit the wire's count but not its bytes */
 	n = snprintf(text, sizeof(text), "{\"name\": \"n\", \"type\": \"http\", \"url\": "
 	    "\"http://e.test\", \"interval_seconds\": 60, \"headers\": {");
@@ -415,6 +481,7 @@ test_round_trip(void)
 	json_object_put(in);
 	CHECK_STR(m.name, nasty);
 	CHECK_STR(m.url, url);
+	CHECK_EQ(wire_check(&m, j1, sizeof(j1)), 0);
 	REQUIRE(upmon_monitor_to_json(&m, UPMON_MONITOR_JSON_DEFINITION, &o) == 0);
 	REQUIRE(upmon_monitor_from_json(o, UPMON_MONITOR_CREATE, NULL, &m2, NULL) == 0);
 	json_object_put(o);
