@@ -29,7 +29,8 @@ static int ctl_cmd_monitors(struct ctl *ctl, int argc, char **argv);
 
 const struct ctl_cmd ctl_monitors_cmd = {
 	"monitors", ctl_cmd_monitors,
-	"export|import --owner EMAIL [--format yaml|json] [--output FILE] [--file FILE|-] "
+	"export --owner EMAIL [--format yaml|json] [--output FILE]\n"
+	"      upmonctl monitors import --owner EMAIL [--file FILE|-] [--format yaml|json] "
 	"[--dry-run] [--prune]",
 	"export or import a user's monitors as code (YAML or JSON)",
 };
