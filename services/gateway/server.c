@@ -21,7 +21,6 @@
 #define API_PREFIX	"/api/v1"
 #define API_PREFIX_LEN	(sizeof(API_PREFIX) - 1)
 #define JSON_DEPTH	32
-#define TOKEN_MAX	4096
 
 /* metric label slots besides the routes of gw_routes */
 enum { SLOT_UNMATCHED, SLOT_HEALTHZ, SLOT_READYZ, SLOT_METRICS, SLOT_PREFLIGHT, SLOT_EXTRA };
@@ -77,10 +76,16 @@ thread_new(struct gw *gw)
 		goto fail;
 	if ((t->tok = json_tokener_new_ex(JSON_DEPTH)) == NULL)
 		goto fail;
+	if ((t->out = malloc(GW_OUT_BYTES)) == NULL ||
+	    (t->tok_text = malloc(GW_TOKEN_MAX + 1)) == NULL)
+		goto fail;
 	json_tokener_set_flags(t->tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	return t;
 fail:
 	upmon_cache_free(t->cache);
+	if (t->tok != NULL)
+		json_tokener_free(t->tok);
+	free(t->out);
 	free(t);
 	return NULL;
 }
@@ -94,6 +99,8 @@ thread_free(struct gw_thread *t)
 	if (t->tok != NULL)
 		json_tokener_free(t->tok);
 	free(t->body);
+	free(t->out);
+	free(t->tok_text);
 	free(t);
 }
 
@@ -177,37 +184,104 @@ metrics_init(struct gw *gw)
 
 /* ---- replies ------------------------------------------------------------------------------ */
 
-static void
-add_cors(struct gw_req *r, bool preflight)
-{
-	struct mg_connection *c = r->priv->conn;
+/* A response head under construction: bounded, overflow makes it invalid. */
+struct head {
+	char *buf;
+	size_t len, cap;
+	bool overflow;
+};
 
+static void
+head_add(struct head *h, const char *name, const char *value)
+{
+	int n;
+
+	if (h->overflow)
+		return;
+	n = snprintf(h->buf + h->len, h->cap - h->len, "%s: %s\r\n", name, value);
+	if (n < 0 || (size_t)n >= h->cap - h->len)
+		h->overflow = true;
+	else
+		h->len += (size_t)n;
+}
+
+static void
+head_raw(struct head *h, const char *text, size_t n)
+{
+	if (h->overflow || n >= h->cap - h->len) {
+		h->overflow = true;
+		return;
+	}
+	memcpy(h->buf + h->len, text, n);
+	h->len += n;
+}
+
+static void
+add_cors(struct gw_req *r, struct head *h, bool preflight)
+{
 	if (r->gw->s->cors_origins == NULL || r->gw->s->cors_origins[0] == '\0')
 		return;
-	mg_response_header_add(c, "Vary", "Origin", -1);
+	head_add(h, "Vary", "Origin");
 	if (r->priv->origin == NULL)
 		return;
-	mg_response_header_add(c, "Access-Control-Allow-Origin", r->priv->origin, -1);
+	head_add(h, "Access-Control-Allow-Origin", r->priv->origin);
 	if (preflight) {
-		mg_response_header_add(c, "Access-Control-Allow-Methods",
-		    "GET, POST, PUT, PATCH, DELETE, OPTIONS", -1);
-		mg_response_header_add(c, "Access-Control-Allow-Headers",
-		    "Authorization, Content-Type", -1);
-		mg_response_header_add(c, "Access-Control-Max-Age", "600", -1);
+		head_add(h, "Access-Control-Allow-Methods",
+		    "GET, POST, PUT, PATCH, DELETE, OPTIONS");
+		head_add(h, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+		head_add(h, "Access-Control-Max-Age", "600");
 	} else {
-		mg_response_header_add(c, "Access-Control-Expose-Headers",
-		    "Location, Retry-After, X-Request-Id", -1);
+		head_add(h, "Access-Control-Expose-Headers", "Location, Retry-After, X-Request-Id");
 	}
 }
 
+/* Whether civetweb keeps the connection open after this answer (its should_keep_alive()
+ * rules: HTTP/1.1 without "Connection: close", or "Connection: keep-alive"; never after a
+ * 401), so the Connection header tells the client the truth. */
+static bool
+keep_alive(struct mg_connection *conn, int status)
+{
+	const struct mg_request_info *ri = mg_get_request_info(conn);
+	const char *c = mg_get_header(conn, "Connection");
+
+	if (status == 401 || status == 413)
+		return false;
+	if (c != NULL)
+		return strcasecmp(c, "keep-alive") == 0;
+	return ri->http_version != NULL && strcmp(ri->http_version, "1.1") == 0;
+}
+
+/* The Date header's value, formatted once per second per thread. */
+static const char *
+http_date(struct gw_thread *t)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (now != t->date_at) {
+		gmtime_r(&now, &tm);
+		strftime(t->date, sizeof(t->date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		t->date_at = now;
+	}
+	return t->date;
+}
+
+/*
+ * Writes the whole answer with one write when it fits the thread's buffer (civetweb's own
+ * header functions send every header line with a syscall of its own, which cost a third of
+ * the throughput of a cached status read).
+ */
 static void
 send_reply(struct gw_req *r, int status, const char *ctype, const char *body, size_t len,
     bool preflight)
 {
 	struct gw_req_priv *p = r->priv;
 	struct mg_connection *c = p->conn;
-	char clen[24];
-	int i;
+	struct gw_thread *t = p->thr;
+	struct head h;
+	char line[64];
+	bool ka;
+	int i, n;
 
 	if (r->status != 0) {
 		if (!p->auto_replied)
@@ -221,26 +295,47 @@ send_reply(struct gw_req *r, int status, const char *ctype, const char *body, si
 		p->captured = body != NULL ? strndup(body, len) : strdup("");
 		return;
 	}
-	mg_response_header_start(c, status);
+	h.buf = t->out;
+	h.cap = GW_OUT_BYTES;
+	h.len = 0;
+	h.overflow = false;
+	n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status,
+	    mg_get_response_code_text(c, status));
+	head_raw(&h, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 	if (ctype != NULL)
-		mg_response_header_add(c, "Content-Type", ctype, -1);
+		head_add(&h, "Content-Type", ctype);
 	if (status != 204) {
-		snprintf(clen, sizeof(clen), "%zu", len);
-		mg_response_header_add(c, "Content-Length", clen, -1);
+		snprintf(line, sizeof(line), "%zu", len);
+		head_add(&h, "Content-Length", line);
 	}
-	mg_response_header_add(c, "X-Content-Type-Options", "nosniff", -1);
-	mg_response_header_add(c, "X-Frame-Options", "DENY", -1);
-	mg_response_header_add(c, "Referrer-Policy", "no-referrer", -1);
-	mg_response_header_add(c, "Content-Security-Policy",
-	    "default-src 'none'; frame-ancestors 'none'", -1);
-	mg_response_header_add(c, "Cache-Control", "no-store", -1);
-	mg_response_header_add(c, "X-Request-Id", p->reqid, -1);
-	add_cors(r, preflight);
+	head_add(&h, "X-Content-Type-Options", "nosniff");
+	head_add(&h, "X-Frame-Options", "DENY");
+	head_add(&h, "Referrer-Policy", "no-referrer");
+	head_add(&h, "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+	head_add(&h, "Cache-Control", "no-store");
+	head_add(&h, "X-Request-Id", p->reqid);
+	add_cors(r, &h, preflight);
 	for (i = 0; i < p->nhdr; i++)
-		mg_response_header_add(c, p->hname[i], p->hval[i], -1);
-	mg_response_header_send(c);
-	if (len > 0 && !p->head)
-		mg_write(c, body, len);
+		head_add(&h, p->hname[i], p->hval[i]);
+	head_add(&h, "Date", http_date(t));
+	ka = keep_alive(c, status);
+	head_add(&h, "Connection", ka ? "keep-alive" : "close");
+	head_raw(&h, "\r\n", 2);
+	if (h.overflow) {	/* cannot happen with the bounded extra headers */
+		log_error("response head too large (request %s)", p->reqid);
+		mg_send_http_error(c, 500, "%s", "internal error");
+		return;
+	}
+	if (p->head)
+		len = 0;
+	if (len > 0 && len <= h.cap - h.len) {
+		memcpy(h.buf + h.len, body, len);
+		mg_write(c, h.buf, h.len + len);
+	} else {
+		mg_write(c, h.buf, h.len);
+		if (len > 0)
+			mg_write(c, body, len);
+	}
 }
 
 void
@@ -402,18 +497,39 @@ refuse_body(struct gw_req *r, const struct mg_request_info *ri)
 	return 0;
 }
 
+/* Verifies token, or finds it in the thread's one-entry cache of the current second. */
+static int
+verify_token(struct gw_req *r, const char *token, size_t len)
+{
+	struct gw_thread *t = r->priv->thr;
+	int64_t now = (int64_t)time(NULL);
+
+	if (t->tok_at == now && t->tok_len == len && memcmp(t->tok_text, token, len) == 0) {
+		r->user = t->tok_user;
+		return 0;
+	}
+	if (gw_token_verify(r->gw->s->jwt_secret, token, now, &r->user) != 0)
+		return -EACCES;
+	memcpy(t->tok_text, token, len);
+	t->tok_len = len;
+	t->tok_user = r->user;
+	t->tok_at = now;
+	return 0;
+}
+
 /* Checks the bearer token. Returns 0, or -1 after replying 401. */
 static int
 authenticate(struct gw_req *r)
 {
 	const char *h = mg_get_header(r->priv->conn, "Authorization");
+	size_t len;
 
 	if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0) {
 		h += 7;
 		while (*h == ' ')
 			h++;
-		if (*h != '\0' && strlen(h) <= TOKEN_MAX &&
-		    gw_token_verify(r->gw->s->jwt_secret, h, (int64_t)time(NULL), &r->user) == 0) {
+		len = strlen(h);
+		if (len > 0 && len <= GW_TOKEN_MAX && verify_token(r, h, len) == 0) {
 			r->authed = true;
 			return 0;
 		}

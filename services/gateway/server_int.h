@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -25,6 +26,8 @@ struct upmon_counter;
 #define GW_HDR_MAX	8	/* extra headers a handler may add */
 #define GW_HDR_BYTES	1024	/* their total size */
 #define GW_REQID_LEN	16
+#define GW_TOKEN_MAX	4096	/* longer bearer tokens are refused */
+#define GW_OUT_BYTES	32768	/* answers up to this size go out in one write */
 
 /* What the server needs from main(). Everything must outlive the server. */
 struct gw_server_config {
@@ -64,6 +67,21 @@ struct gw_thread {
 	struct upmon_cache *cache;	/* this thread's Redis handle */
 	struct json_tokener *tok;	/* reused for every body */
 	char *body;			/* max_body_bytes + 1, allocated on first use */
+	char *out;			/* GW_OUT_BYTES: the answer, written at once */
+	/* the last token verified on this thread, trusted again within the same second only
+	 * (gw_token_verify compares exp with whole seconds, so its answer cannot change) */
+	char *tok_text;			/* GW_TOKEN_MAX + 1 */
+	size_t tok_len;
+	int64_t tok_at;			/* the second it was verified in; 0 = none */
+	struct gw_user tok_user;
+	/* rate-limit hits taken from the shared counter in advance (ratelimit.c) */
+	struct gw_rl_lease {
+		char key[96];
+		long left;		/* hits still granted */
+		int64_t until_ms;	/* end of the counter's window (gw_now_ms) */
+	} lease;
+	time_t date_at;			/* second of date */
+	char date[40];			/* the Date header */
 	struct log_ratelimit warn_rl;	/* repeated resource warnings */
 };
 
