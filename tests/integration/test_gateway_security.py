@@ -34,7 +34,19 @@ INJ = "x'; DROP TABLE monitors; -- \" \\ % _ ` $1 \u00fc \u65e5\u672c \U0001F600
 LOGIN_LIMIT = 5
 
 
+SEC_HEADERS = {"x-content-type-options": "nosniff", "x-frame-options": "DENY",
+               "referrer-policy": "no-referrer",
+               "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+               "cache-control": "no-store"}
+
+
+def sec_headers(h, what):
+    for k, v in SEC_HEADERS.items():
+        g.check(h.get(k) == v, "%s: header %s is %r, want %r" % (what, k, h.get(k), v))
+
+
 def error_of(st, h, b, status, code, what):
+    sec_headers(h, what)
     g.check(st == status, "%s: status %d, want %d: %r" % (what, st, status, str(b)[:300]))
     g.check("application/json" in h.get("content-type", ""),
             "%s: content-type %r" % (what, h.get("content-type")))
@@ -142,6 +154,8 @@ def test_isolation(a, b):
                     "A's %s shows B's rows: %r" % (p, resp))
         else:
             g.check(st in (400, 404), "A's %s: %d %r" % (p, st, resp))
+    st, h, _ = a.req("GET", "/monitors")
+    sec_headers(h, "GET /monitors")
     own = [x["id"] for x in a.ok("GET", "/monitors")["items"]]
     g.check(own == [mine["id"]], "A's monitors: %r" % own)
     d = a.ok("GET", "/dashboard/summary")
