@@ -6,8 +6,12 @@ management API) are listed with their headers and stay there; replaying two move
 to monitor_tasks without the x-upmon-* failure headers (other headers and message ids kept);
 purge deletes the last one; a queue that is not a dead-letter queue is refused with 400
 fields.queue. The user list shows every user with their monitor count and pages with cursors.
+The role is the database's: a token claiming admin for a user, or the token of an admin
+demoted since, gets 404.
 """
 import base64
+import hashlib
+import hmac
 import json
 import os
 import sys
@@ -223,6 +227,28 @@ def test_users(adm, u):
     check_error(st, b, 400, "validation_failed", "users limit 201")
 
 
+def test_role_rechecked(gw, adm, u):
+    """The token's role claim is not enough: the database's role decides."""
+    now = int(time.time())
+    me = u.ok("GET", "/auth/me")
+
+    def b64u(x):
+        return base64.urlsafe_b64encode(x).rstrip(b"=").decode()
+
+    head = b64u(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + b64u(json.dumps(
+        {"sub": me["id"], "email": me["email"], "role": "admin", "iat": now,
+         "exp": now + 600, "iss": "upmon"}).encode())
+    sig = b64u(hmac.new(g.Gateway.SECRET.encode(), head.encode(), hashlib.sha256).digest())
+    forged = gw.client(head + "." + sig)
+    st, _, b = forged.req("GET", "/auth/me")
+    g.check(st == 200, "forged admin token of a user is not a valid token: %d %r" % (st, b))
+    st, _, b = forged.req("GET", "/admin/users")
+    check_error(st, b, 404, "not_found", "role admin in the token, user in the database")
+    g.psql("UPDATE users SET role = 'user' WHERE email = 'admin-test-admin@example.test'")
+    st, _, b = adm.req("GET", "/admin/queues")
+    check_error(st, b, 404, "not_found", "admin demoted after the token was issued")
+
+
 def main():
     g.migrate()
     gw = g.Gateway.start()
@@ -233,6 +259,7 @@ def main():
         test_queues(adm)
         test_dlq(adm)
         test_users(adm, u)
+        test_role_rechecked(gw, adm, u)
         ok = True
     finally:
         rc = gw.stop()

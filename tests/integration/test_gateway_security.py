@@ -274,8 +274,10 @@ def test_injection(a):
             g.check(got[field] == body[field], "monitor %s not verbatim: %r != %r" % (
                 field, got[field], body[field]))
             a.ok("DELETE", "/monitors/" + m["id"], want=204)
+            print("  monitor %s %r: stored verbatim" % (field, body[field]))
             continue
         e = error_of(st, h, m, 400, "validation_failed", "monitor %s %r" % (field, body[field]))
+        print("  monitor %s %r: refused (%s)" % (field, body[field], e.get("fields")))
         g.check(any(k == field or k.startswith(field + "[") or k.startswith(field + ".")
                     for k in e.get("fields", {})),
                 "monitor %s refused without naming it: %r" % (field, e))
@@ -298,10 +300,12 @@ def test_injection(a):
             g.check(got[field] == body[field], "channel %s not verbatim: %r != %r" % (
                 field, got[field], body[field]))
             a.ok("DELETE", "/channels/" + c["id"], want=204)
+            print("  channel %s %r: stored verbatim" % (field, body[field]))
         else:
             e = error_of(st, h, c, 400, "validation_failed", "channel %r" % body[field])
             g.check(any(k == field or k.startswith(field + ".") for k in e.get("fields", {})),
                     "channel %s refused without naming it: %r" % (field, e))
+            print("  channel %s %r: refused (%s)" % (field, body[field], e.get("fields")))
     st, _, c = a.req("POST", "/channels", body=ch_cases[0][1])
     g.check(st == 201 and c["name"] == INJ, "channel name verbatim: %d %r" % (st, c))
     # metacharacters in query parameters: A has one monitor, "a-monitor"; none of these
