@@ -140,8 +140,9 @@ parse_document(const struct mon_opts *o, const char *buf, size_t len, struct jso
 		size_t end = json_tokener_get_parse_end(tok);
 
 		if (*doc == NULL || end > len || buf[end + strspn(buf + end, " \t\r\n")] != '\0') {
-			snprintf(err, sizeof(err), "%s", json_tokener_error_desc(
-			    json_tokener_get_error(tok)));
+			snprintf(err, sizeof(err), "%s", json_tokener_get_error(tok) ==
+			    json_tokener_continue ? "unexpected end of input" :
+			    json_tokener_error_desc(json_tokener_get_error(tok)));
 			json_tokener_free(tok);
 			json_object_put(*doc);
 			*doc = NULL;
@@ -272,6 +273,12 @@ validate_all(struct json_object *doc, struct upmon_monitor **mons, size_t *n)
 	if ((*mons = calloc(count, sizeof(**mons))) == NULL)
 		return ctl_fail(CMD, "out of memory");
 	for (i = 0; i < count; i++) {
+		if (!json_object_is_type(json_object_array_get_idx(arr, i), json_type_object)) {
+			if (++errors <= MON_MAX_ERRORS)
+				fprintf(stderr, "upmonctl %s: monitors[%zu]: must be a mapping of "
+				    "fields\n", CMD, i);
+			continue;
+		}
 		if (upmon_monitor_from_json(json_object_array_get_idx(arr, i),
 		    UPMON_MONITOR_CREATE, NULL, &(*mons)[*n], &fields) != 0) {
 			if (fields == NULL)
