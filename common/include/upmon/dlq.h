@@ -15,10 +15,12 @@
  *
  * Each operation opens its own short-lived connection from a configuration (a consumer
  * cannot be cancelled on a shared handle, and one left behind would hold dead messages), so
- * it may take a moment: it stops after `limit` messages, after the number the queue held
- * when it started, or after 1.5 s without a delivery. Dead messages are never rejected
- * without requeue (the dead queues have no dead-letter exchange): the body cap is raised to
- * 256 MiB for these connections.
+ * it takes a moment: it stops after `limit` messages, or when no delivery came for 1.5 s
+ * (0.25 s once the messages the queue held at the start have come). At the end it closes
+ * the consumer's channel, which requeues whatever it still holds, and waits (at most 3 s)
+ * until the queue counts those messages again, so a count or listing right after sees them.
+ * Dead messages are never rejected without requeue (the dead queues have no dead-letter
+ * exchange): the body cap is raised to 256 MiB for these connections.
  */
 #ifndef UPMON_DLQ_H
 #define UPMON_DLQ_H
