@@ -3,8 +3,16 @@
 (every bad field named, CR/LF and spaces in email addresses, URLs, unknown config keys,
 secrets), the write-only secret (never returned, has_secret), PATCH semantics, another
 tenant's channel answered 404, and POST /channels/{id}/test writing one outbox row (exchange
-upmon.events, routing key alert.test, an alert event of kind test naming the channel)."""
+upmon.events, routing key alert.test, an alert event of kind test naming the channel), which
+the probe's outbox relay then publishes into the notifications queue."""
+import base64
 import json
+import os
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import urllib.request
 
 import upmon_gw as g
 from upmon_gw import check
@@ -180,8 +188,58 @@ def test_test_notification(c, owner, chan):
     check(g.psql("SELECT count(*) FROM alerts")[0][0] == "0", "a test wrote an alerts row")
     b2 = c.ok("POST", "/channels/%s/test" % chan["id"], want=202)
     check(b2["message_id"] != b["message_id"], "two tests share a message id")
+    test_relay([b["message_id"], b2["message_id"]], chan)
     st, _, _ = c.req("POST", "/channels/00000000-0000-4000-8000-000000000000/test")
     check(st == 404, "test of a missing channel: %d" % st)
+
+
+def mgmt_get_notifications():
+    """The messages in this test's notifications queue (left in the queue)."""
+    u = urllib.parse.urlsplit(os.environ["UPMON_RABBITMQ_MGMT_URL"])
+    vhost = urllib.parse.urlsplit(os.environ["UPMON_AMQP_URL"]).path[1:]
+    url = "%s://%s:%d/api/queues/%s/notifications/get" % (
+        u.scheme, u.hostname, u.port, urllib.parse.quote(urllib.parse.unquote(vhost),
+                                                         safe=""))
+    auth = base64.b64encode(("%s:%s" % (urllib.parse.unquote(u.username),
+                                        urllib.parse.unquote(u.password))).encode())
+    rq = urllib.request.Request(url, method="POST", data=json.dumps(
+        {"count": 10, "ackmode": "ack_requeue_true", "encoding": "auto"}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": b"Basic " + auth})
+    with urllib.request.urlopen(rq, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_relay(message_ids, chan):
+    """upmon-probe's outbox relay publishes the test notifications to upmon.events, and the
+    notifications queue (alert.#) receives them with their message ids."""
+    env = dict(os.environ, UPMON_ADMIN_PORT="0")
+    log = tempfile.NamedTemporaryFile(prefix="upmon-probe-", suffix=".log", delete=False)
+    probe = subprocess.Popen([os.path.join(g.BIN, "upmon-probe")], env=env, stdout=log,
+                             stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if g.psql("SELECT count(*) FROM outbox WHERE sent_at IS NULL")[0][0] == "0":
+                break
+            time.sleep(0.3)
+        else:
+            with open(log.name, errors="replace") as f:
+                print(f.read()[-2000:])
+            check(False, "the relay did not publish the test notifications")
+        msgs = []
+        while time.time() < deadline and len(msgs) < len(message_ids):
+            msgs = mgmt_get_notifications()
+            time.sleep(0.3)
+        got = sorted(m["properties"].get("message_id") for m in msgs)
+        check(got == sorted(message_ids), "notifications queue: %r" % got)
+        for m in msgs:
+            p = json.loads(m["payload"])
+            check(m["routing_key"] == "alert.test" and p["kind"] == "test" and
+                  p["channel_id"] == chan["id"], "published message: %r" % m)
+    finally:
+        probe.terminate()
+        probe.wait(timeout=15)
+        os.unlink(log.name)
 
 
 def main():
