@@ -651,17 +651,39 @@ serve_ops(struct gw_req *r, const char *uri)
 	return gw_nroutes + SLOT_METRICS;
 }
 
+/* Access-log lines per worker thread and second beyond which 4xx lines are only counted
+ * (a flood of 401s or 429s must not turn into a flood of writes). */
+#define LOG_LINES_PER_SEC	20
+
 static void
 access_log(struct gw_req *r, size_t slot, int64_t ns)
 {
+	struct gw_thread *t = r->priv->thr;
 	char fields[256];
 	const char *route = slot < gw_nroutes ? gw_routes[slot].pattern :
 	    slot_names[slot - gw_nroutes];
 	int level = r->status >= 500 ? UPMON_LOG_WARN :
 	    r->status >= 400 ? UPMON_LOG_INFO : UPMON_LOG_DEBUG;
+	int64_t sec;
 
 	if (!log_enabled(level))
 		return;
+	if (t != NULL && level == UPMON_LOG_INFO) {
+		sec = (int64_t)time(NULL);
+		if (sec != t->log_sec) {
+			if (t->log_skipped > 0)
+				log_info("%u request lines skipped (more than %d per second on "
+				    "one thread)", t->log_skipped, LOG_LINES_PER_SEC);
+			t->log_sec = sec;
+			t->log_lines = 0;
+			t->log_skipped = 0;
+		}
+		if (t->log_lines >= LOG_LINES_PER_SEC) {
+			t->log_skipped++;
+			return;
+		}
+		t->log_lines++;
+	}
 	snprintf(fields, sizeof(fields), "method=%s route=%s status=%d ms=%.3f request_id=%s "
 	    "client=%s", method_names[method_index(r->method)], route, r->status,
 	    (double)ns / 1e6, r->priv->reqid, r->client_ip);
@@ -764,7 +786,7 @@ gw_server_start(const struct gw_server_config *cfg, struct gw **out)
 	char lport[64], threads[16], etext[256] = "";
 	const char *options[] = {
 		"listening_ports", lport, "num_threads", threads,
-		"request_timeout_ms", "30000", "keep_alive_timeout_ms", "30000",
+		"request_timeout_ms", "30000", "keep_alive_timeout_ms", "5000",
 		"enable_keep_alive", "yes", "tcp_nodelay", "1", "listen_backlog", "1024",
 		"decode_url", "yes",
 		/* CORS is ours: civetweb must not answer preflights itself */

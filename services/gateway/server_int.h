@@ -80,6 +80,9 @@ struct gw_thread {
 		long left;		/* hits still granted */
 		int64_t until_ms;	/* end of the counter's window (gw_now_ms) */
 	} lease;
+	int64_t log_sec;		/* access-log budget: the second ... */
+	unsigned log_lines;		/* ... lines written in it ... */
+	unsigned log_skipped;		/* ... and lines skipped since the last summary */
 	time_t date_at;			/* second of date */
 	char date[40];			/* the Date header */
 	struct log_ratelimit warn_rl;	/* repeated resource warnings */
