@@ -185,6 +185,10 @@ gw_amqp_acquire(struct gw_req *r, struct upmon_amqp **out)
 	int rc;
 
 	*out = NULL;
+	if (r->priv->amqp_held) {	/* already ours: the same handle again */
+		*out = gw->amqp;
+		return 0;
+	}
 	pthread_mutex_lock(&gw->amqp_mu);
 	if (gw->amqp == NULL) {
 		upmon_amqp_config_from(&cfg, gw->common, "upmon-gateway");
