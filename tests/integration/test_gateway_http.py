@@ -1,7 +1,8 @@
 """upmon-gateway's HTTP layer: routing (404/405), body rules (413, 415, invalid JSON),
 tokens (401), admin re-check (404), security and CORS headers, /healthz /readyz /metrics on
 the API port, the per-IP rate limit (429 + Retry-After), Redis down (fail open, PostgreSQL
-routes still served), keep-alive, and a clean exit 0 on SIGTERM."""
+routes still served), PostgreSQL down (503 + Retry-After, /readyz 503, recovery),
+keep-alive, and a clean exit 0 on SIGTERM."""
 import base64
 import hashlib
 import hmac
@@ -322,6 +323,42 @@ def test_redis_down(env, tok, uid):
         check(gw.stop() == 0, "redis-down gateway: exit status")
 
 
+def test_postgres_down(env, tok, uid):
+    gw = g.Gateway.start(env=env)
+    ctl = os.environ["UPMON_CTL"]
+    c = gw.client(tok)
+    try:
+        c.ok("GET", "/auth/me")
+        subprocess.run([ctl, "stop", "postgres"], check=True, stdout=subprocess.DEVNULL)
+        t0 = time.time()
+        st, h, b = c.req("GET", "/auth/me")
+        check_error(st, b, 503, "unavailable", "postgres down")
+        check(h.get("retry-after") == "1", "503 Retry-After: %r" % h.get("retry-after"))
+        check(time.time() - t0 < 10, "postgres down: the answer took %.1f s" % (time.time() - t0))
+        deadline = time.time() + 10
+        while True:
+            st, _, b = c.req("GET", "/readyz", prefix=False)
+            if st == 503:
+                check(b == {"ready": False}, "/readyz body while postgres is down: %r" % b)
+                break
+            check(time.time() < deadline, "/readyz still 200 10 s after postgres stopped")
+            time.sleep(0.3)
+    finally:
+        subprocess.run([ctl, "start", "postgres"], check=True, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while True:
+            st, _, b = c.req("GET", "/auth/me")
+            if st == 200:
+                check(b.get("id") == uid, "after postgres restart: %r" % b)
+                break
+            check(st == 503, "while postgres comes back: %d %r" % (st, b))
+            check(time.time() < deadline, "still 503 30 s after postgres restarted")
+            time.sleep(0.3)
+    finally:
+        check(gw.stop() == 0, "postgres-down gateway: exit status")
+
+
 def main():
     g.migrate()
     uid = add_user("http-user@example.test")
@@ -343,6 +380,7 @@ def main():
     test_rate_limit(env)
     test_rate_limit_batched(env, tok)
     test_redis_down(env, tok, uid)
+    test_postgres_down(env, tok, uid)
     print("ok")
 
 
