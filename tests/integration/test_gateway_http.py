@@ -290,24 +290,25 @@ def test_redis_down(env, tok, uid):
     # a source address of our own: Redis is shared, the counter must be this test's alone
     src = random_source()
     auth = {"Authorization": "Bearer " + tok}
-    gw = g.Gateway.start(env=dict(env, UPMON_GATEWAY_RATE_IP_PER_MIN="1000"))
     ctl = os.environ["UPMON_CTL"]
+    gw = g.Gateway.start(env=dict(env, UPMON_GATEWAY_RATE_IP_PER_MIN="1000"))
     try:
-        st, _, b = raw_req(gw.port, "GET", "/api/v1/auth/me", headers=auth, source=src)
-        check(st == 200, "redis up: %d %r" % (st, b))
-        check(unavailable_count(gw) == 0, "ratelimit_unavailable_total before the stop")
-        subprocess.run([ctl, "stop", "redis"], check=True, stdout=subprocess.DEVNULL)
-        for i in range(5):
-            t0 = time.time()
+        try:
             st, _, b = raw_req(gw.port, "GET", "/api/v1/auth/me", headers=auth, source=src)
-            took = time.time() - t0
-            check(st == 200 and b.get("id") == uid,
-                  "redis down, request %d: %d %r" % (i, st, b))
-            check(took < 2.0, "redis down, request %d took %.2f s" % (i, took))
-        check(unavailable_count(gw) >= 1, "ratelimit_unavailable_total after the stop")
-    finally:
-        subprocess.run([ctl, "start", "redis"], check=True, stdout=subprocess.DEVNULL)
-    try:
+            check(st == 200, "redis up: %d %r" % (st, b))
+            check(unavailable_count(gw) == 0, "ratelimit_unavailable_total before the stop")
+            subprocess.run([ctl, "stop", "redis"], check=True, stdout=subprocess.DEVNULL)
+            for i in range(5):
+                t0 = time.time()
+                st, _, b = raw_req(gw.port, "GET", "/api/v1/auth/me", headers=auth,
+                                   source=src)
+                took = time.time() - t0
+                check(st == 200 and b.get("id") == uid,
+                      "redis down, request %d: %d %r" % (i, st, b))
+                check(took < 2.0, "redis down, request %d took %.2f s" % (i, took))
+            check(unavailable_count(gw) >= 1, "ratelimit_unavailable_total after the stop")
+        finally:
+            subprocess.run([ctl, "start", "redis"], check=True, stdout=subprocess.DEVNULL)
         # limits count again once Redis is back (the handle's backoff is at most 2 s)
         deadline = time.time() + 15
         while True:
@@ -324,28 +325,29 @@ def test_redis_down(env, tok, uid):
 
 
 def test_postgres_down(env, tok, uid):
-    gw = g.Gateway.start(env=env)
     ctl = os.environ["UPMON_CTL"]
+    gw = g.Gateway.start(env=env)
     c = gw.client(tok)
     try:
-        c.ok("GET", "/auth/me")
-        subprocess.run([ctl, "stop", "postgres"], check=True, stdout=subprocess.DEVNULL)
-        t0 = time.time()
-        st, h, b = c.req("GET", "/auth/me")
-        check_error(st, b, 503, "unavailable", "postgres down")
-        check(h.get("retry-after") == "1", "503 Retry-After: %r" % h.get("retry-after"))
-        check(time.time() - t0 < 10, "postgres down: the answer took %.1f s" % (time.time() - t0))
-        deadline = time.time() + 10
-        while True:
-            st, _, b = c.req("GET", "/readyz", prefix=False)
-            if st == 503:
-                check(b == {"ready": False}, "/readyz body while postgres is down: %r" % b)
-                break
-            check(time.time() < deadline, "/readyz still 200 10 s after postgres stopped")
-            time.sleep(0.3)
-    finally:
-        subprocess.run([ctl, "start", "postgres"], check=True, stdout=subprocess.DEVNULL)
-    try:
+        try:
+            c.ok("GET", "/auth/me")
+            subprocess.run([ctl, "stop", "postgres"], check=True, stdout=subprocess.DEVNULL)
+            t0 = time.time()
+            st, h, b = c.req("GET", "/auth/me")
+            check_error(st, b, 503, "unavailable", "postgres down")
+            check(h.get("retry-after") == "1", "503 Retry-After: %r" % h.get("retry-after"))
+            took = time.time() - t0
+            check(took < 10, "postgres down: the answer took %.1f s" % took)
+            deadline = time.time() + 10
+            while True:
+                st, _, b = c.req("GET", "/readyz", prefix=False)
+                if st == 503:
+                    check(b == {"ready": False}, "/readyz body while postgres is down: %r" % b)
+                    break
+                check(time.time() < deadline, "/readyz still 200 10 s after postgres stopped")
+                time.sleep(0.3)
+        finally:
+            subprocess.run([ctl, "start", "postgres"], check=True, stdout=subprocess.DEVNULL)
         deadline = time.time() + 30
         while True:
             st, _, b = c.req("GET", "/auth/me")
