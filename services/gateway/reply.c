@@ -249,11 +249,26 @@ decode_name(const char *s, size_t len, char *buf, size_t size)
 	return true;
 }
 
+/* How many times the parameter named (decoded) name occurs in query. */
+static int
+count_param(const char *query, const char *name)
+{
+	const char *pn, *pv;
+	size_t pos = 0, nlen, vlen;
+	char dn[QNAME_MAX + 1];
+	int n = 0;
+
+	while (next_param(query, &pos, &pn, &nlen, &pv, &vlen))
+		if (decode_name(pn, nlen, dn, sizeof(dn)) && strcmp(dn, name) == 0)
+			n++;
+	return n;
+}
+
 int
 gw_query_allow(struct gw_req *r, const char *const *allowed)
 {
 	struct json_object *fields = NULL;
-	const char *name, *value;
+	const char *name, *value, *what;
 	size_t pos = 0, nlen, vlen, i;
 	char dn[QNAME_MAX + 1];
 	bool ok;
@@ -268,11 +283,15 @@ gw_query_allow(struct gw_req *r, const char *const *allowed)
 		for (i = 0; allowed != NULL && allowed[i] != NULL; i++)
 			if (strcmp(allowed[i], dn) == 0)
 				ok = true;
-		if (ok)
+		if (!ok)
+			what = "unknown field";
+		else if (count_param(r->query, dn) > 1)
+			what = "must not be repeated";
+		else
 			continue;
 		if (fields == NULL && (fields = json_object_new_object()) == NULL)
 			break;
-		json_object_object_add(fields, dn, json_object_new_string("unknown field"));
+		json_object_object_add(fields, dn, json_object_new_string(what));
 	}
 	if (fields == NULL)
 		return 0;

@@ -173,8 +173,10 @@ test_query(void)
 
 	fake_init(&f, "limit=20&q=a%20b+c&x=%zz&rep=1&rep=2&&empty=&flag&ctl=%01&"
 	    "from=2026-11-21T16:20:00.5Z&utf=%ff&long=0123456789abcdef");
-	CHECK_EQ(gw_query_allow(&f.r, allowed), 0);
-	CHECK_EQ(f.r.status, 0);
+	CHECK_EQ(gw_query_allow(&f.r, allowed), -EINVAL);	/* rep=1&rep=2 */
+	CHECK_EQ(f.r.status, 400);
+	CHECK_CONTAINS(f.p.captured, "\"fields\":{\"rep\":\"must not be repeated\"}");
+	fake_reset(&f);
 	CHECK_EQ(gw_query_str(&f.r, "q", buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "a b c");
 	CHECK_EQ(gw_query_str(&f.r, "empty", buf, sizeof(buf)), 0);
