@@ -279,16 +279,19 @@ gw_dashboard_summary(struct gw_req *r)
 	    "count(*) FILTER (WHERE status = 'pending') AS pending, "
 	    "count(*) FILTER (WHERE status = 'paused') AS paused "
 	    "FROM monitor_state WHERE owner_id = $1::uuid), "
-	    "h AS (SELECT sum(checks) AS c, sum(failures) AS f, "
-	    "upmon_hist_sum(latency_hist) AS hist FROM check_rollups_hourly "
-	    "WHERE owner_id = $1::uuid AND hour >= date_trunc('hour', now() - interval '24 hours')), "
+	    "h AS (SELECT sum(h.checks) AS c, sum(h.failures) AS f, "
+	    "max(h.latency_max_ms) FILTER (WHERE h.latency_count > 0) AS mx, "
+	    GW_SQL_HIST_SUM " AS hist FROM check_rollups_hourly h "
+	    "WHERE h.owner_id = $1::uuid "
+	    "AND h.hour >= date_trunc('hour', now() - interval '24 hours', 'UTC')), "
 	    "a AS (SELECT count(*) FILTER (WHERE created_at >= "
 	    "date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS today, "
 	    "count(*) FILTER (WHERE acked_at IS NULL) AS unacked "
 	    "FROM alerts WHERE owner_id = $1::uuid) "
 	    "SELECT s.total, s.up, s.down, s.pending, s.paused, "
 	    "CASE WHEN h.c > 0 THEN round(100.0 * (h.c - h.f) / h.c, 3) END, "
-	    "round(upmon_hist_quantile(h.hist, 0.95)::numeric, 3), a.today, a.unacked "
+	    "round(least(upmon_hist_quantile(h.hist, 0.95), h.mx)::numeric, 3), a.today, "
+	    "a.unacked "
 	    "FROM s, h, a", 1, params, &res) != 0)
 		return;
 	mon = json_object_new_object();

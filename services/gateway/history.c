@@ -392,19 +392,6 @@ gw_history_status(struct gw_req *r)
 
 /* ---- GET /monitors/{id}/summary ------------------------------------------------------- */
 
-/*
- * The element-wise sum of the rollups' latency histograms, one sum() per bucket: about ten
- * times cheaper than the upmon_hist_sum() aggregate of 0002, whose SQL step function is
- * re-planned for every row (13 ms against 1.2 ms for 720 rows on the reference machine). The
- * bucket count is cardinality(upmon_latency_bounds()) + 1 = 31, fixed by the CHECK constraint
- * of check_rollups_hourly; a migration that changes the bounds must change HIST_SUM.
- */
-#define HB(i)	"sum(h.latency_hist[" #i "])"
-#define HB8(a, b, c, d, e, f, g, i) HB(a) "," HB(b) "," HB(c) "," HB(d) "," HB(e) "," \
-    HB(f) "," HB(g) "," HB(i)
-#define HIST_SUM "ARRAY[" HB8(1, 2, 3, 4, 5, 6, 7, 8) "," HB8(9, 10, 11, 12, 13, 14, 15, 16) \
-    "," HB8(17, 18, 19, 20, 21, 22, 23, 24) "," HB(25) "," HB(26) "," HB(27) "," HB(28) \
-    "," HB(29) "," HB(30) "," HB(31) "]::integer[]"
 
 /*
  * One statement: the window's hourly rollups (hours >= the start of the hour window ago,
@@ -415,8 +402,9 @@ static const char summary_sql[] =
     "SELECT upmon_ts_to_ms(w.f), upmon_ts_to_ms(w.t), r.checks, r.failures, r.maint,"
     " CASE WHEN r.checks > 0 THEN 100.0 * (r.checks - r.failures) / r.checks END,"
     " CASE WHEN r.lat_n > 0 THEN r.lat_sum::double precision / r.lat_n END,"
-    " upmon_hist_quantile(r.hist, 0.5), upmon_hist_quantile(r.hist, 0.95),"
-    " upmon_hist_quantile(r.hist, 0.99), r.lat_max, r.down_s,"
+    " least(upmon_hist_quantile(r.hist, 0.5), r.lat_max),"
+    " least(upmon_hist_quantile(r.hist, 0.95), r.lat_max),"
+    " least(upmon_hist_quantile(r.hist, 0.99), r.lat_max), r.lat_max, r.down_s,"
     " (SELECT count(*) FROM alerts a WHERE a.monitor_id = m.id AND a.owner_id = m.owner_id"
     "   AND a.kind = 'down' AND a.created_at >= w.f)"
     " FROM monitors m"
@@ -428,7 +416,7 @@ static const char summary_sql[] =
     "  coalesce(sum(h.latency_count), 0) AS lat_n,"
     "  coalesce(sum(h.latency_sum_ms), 0) AS lat_sum,"
     "  max(h.latency_max_ms) FILTER (WHERE h.latency_count > 0) AS lat_max,"
-    "  " HIST_SUM " AS hist,"
+    "  " GW_SQL_HIST_SUM " AS hist,"
     "  coalesce(sum(h.downtime_seconds), 0) AS down_s"
     "  FROM check_rollups_hourly h"
     "  WHERE h.monitor_id = m.id AND h.owner_id = m.owner_id AND h.hour >= w.f) r"

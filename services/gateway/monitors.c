@@ -73,6 +73,19 @@ bump_generation(struct gw_req *r)
 		freeReplyObject(reply);
 }
 
+/* Drops the cached latest status of monitor id after a delete, pause or resume, so GET
+ * .../status answers from PostgreSQL (gone, paused, pending) instead of the last check.
+ * Redis down: the stale value stays until the next check of a resumed monitor overwrites it;
+ * it is still only served to its owner (the status handler compares owner_id). */
+static void
+forget_status(struct gw_req *r, const char *id)
+{
+	char key[96];
+
+	if (upmon_cache_status_key(key, sizeof(key), id) == 0)
+		(void)upmon_cache_del(gw_cache(r), key);
+}
+
 /* Reads the caller's monitor id into *m (status included). Returns 0, or a negative code
  * after replying (404 when it is not the caller's). for_update: inside a transaction. */
 static int
@@ -335,6 +348,7 @@ gw_monitors_delete(struct gw_req *r)
 		return;
 	}
 	bump_generation(r);
+	forget_status(r, r->params[0]);
 	gw_reply_no_content(r);
 }
 
@@ -353,8 +367,10 @@ set_paused(struct gw_req *r, bool paused)
 		return;
 	changed = PQntuples(res);
 	PQclear(res);
-	if (changed)
+	if (changed) {
 		bump_generation(r);
+		forget_status(r, r->params[0]);
+	}
 	mon_load_reply(r, r->params[0], 200);
 }
 

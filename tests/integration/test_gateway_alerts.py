@@ -99,8 +99,9 @@ def seed():
     hist = "(SELECT array_agg(CASE WHEN i = 6 THEN :'v3'::integer ELSE 0 END ORDER BY i) " \
            "FROM generate_series(1, 31) AS i)"
     roll = ("INSERT INTO check_rollups_hourly (monitor_id, owner_id, hour, checks, failures, "
-            "latency_count, latency_hist) VALUES (:'v1', :'v2', date_trunc('hour', now()) - "
-            ":'v4'::interval, :'v3'::integer, :'v5'::integer, :'v3'::integer, " + hist + ")")
+            "latency_count, latency_max_ms, latency_hist) VALUES (:'v1', :'v2', "
+            "date_trunc('hour', now()) - :'v4'::interval, :'v3'::integer, :'v5'::integer, "
+            ":'v3'::integer, 50, " + hist + ")")
     g.psql(roll, m["up1"], a, "60", "0 hours", "5")
     g.psql(roll, m["up2"], a, "40", "5 hours", "0")
     g.psql(roll, m["up1"], a, "50", "30 hours", "50")

@@ -239,6 +239,12 @@ def test_summary_empty(c, owner):
           b["source"] == "database", "status of a new monitor: %r" % b)
     b = c.ok("GET", "/monitors/%s/incidents" % mid)
     check(b == {"items": [], "next_cursor": None}, "no incidents: %r" % b)
+    # one check of 120 ms: its bucket is (100, 125], and interpolating inside it would give
+    # p95 123.75; no percentile may exceed the largest latency measured
+    g.psql("SELECT upmon_rollup_add(:'v1', :'v2', now(), true, 120, 0, false)", mid, owner)
+    b = c.ok("GET", "/monitors/%s/summary" % mid)
+    check(b["max_ms"] == 120 and abs(b["p50_ms"] - 112.5) < 1e-6 and b["p95_ms"] == 120 and
+          b["p99_ms"] == 120, "percentiles capped at max: %r" % b)
     # a paused monitor answers paused from the database
     g.psql("UPDATE monitors SET paused = true WHERE id = :'v1'", mid)
     b = c.ok("GET", "/monitors/%s/status" % mid)
@@ -296,7 +302,23 @@ def main():
                 s, _, body = who.req("GET", "/monitors/%s/%s" % (m, route))
                 check(s == 404 and body["error"]["code"] == "not_found",
                       "%s of a foreign/missing monitor: %d %r" % (route, s, body))
-        redis("DEL", "upmon:status:" + mid)
+        # pause, resume and delete through the API drop the cached status: the answer
+        # comes from PostgreSQL (paused, pending, gone), not from the last check
+        a.ok("POST", "/monitors/%s/pause" % mid)
+        b2 = a.ok("GET", "/monitors/%s/status" % mid)
+        check(b2["status"] == "paused" and b2["source"] == "database",
+              "status after pause: %r" % b2)
+        redis("HSET", "upmon:status:" + mid, "ts", str(t0 + 1), "json", json.dumps(st))
+        a.ok("POST", "/monitors/%s/resume" % mid)
+        b2 = a.ok("GET", "/monitors/%s/status" % mid)
+        check(b2["status"] == "pending" and b2["source"] == "database",
+              "status after resume: %r" % b2)
+        redis("HSET", "upmon:status:" + mid, "ts", str(t0 + 1), "json", json.dumps(st))
+        a.ok("DELETE", "/monitors/%s" % mid, want=204)
+        s, _, body = a.req("GET", "/monitors/%s/status" % mid)
+        check(s == 404, "status of a deleted monitor: %d %r" % (s, body))
+        check(redis("EXISTS", "upmon:status:" + mid).strip() == "0",
+              "cached status left after delete")
         # without a token
         s, _, _ = a.req("GET", "/monitors/%s/summary" % mid, token="")
         check(s == 401, "no token: %d" % s)
