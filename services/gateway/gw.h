@@ -128,7 +128,7 @@ struct upmon_cache *gw_cache(struct gw_req *r);
 
 /* The gateway's one AMQP connection (admin routes), held exclusively until
  * gw_amqp_release(); the server releases it after the handler if the handler did not.
- * Returns 0, or -EAGAIN when the broker is unreachable (reply 503). */
+ * Returns 0, or -EAGAIN when the broker is unreachable, after replying 503 itself. */
 int gw_amqp_acquire(struct gw_req *r, struct upmon_amqp **out);
 void gw_amqp_release(struct gw_req *r);
 

@@ -7,7 +7,7 @@
  *   replay  sends each message back to its work queue with the failure headers dropped
  *   purge   acks (deletes) dead messages; needs --yes
  *
- * The operations themselves are common/src/dlq.c (upmon/dlq.h), shared with the gateway.
+ * The operations themselves are common/src/amqp_dlq.c (upmon/dlq.h), shared with the gateway.
  *
  * Each takes --queue (default monitor_tasks_dead) and --limit (default 100, at most 10000).
  */

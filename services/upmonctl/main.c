@@ -11,10 +11,6 @@
 
 static int ctl_cmd_help(struct ctl *ctl, int argc, char **argv);
 
-extern const struct ctl_cmd ctl_user_cmd;	/* user.c */
-
-extern const struct ctl_cmd ctl_monitors_cmd;	/* monitors.c */
-
 static const struct ctl_cmd help_cmd = {
 	"help", ctl_cmd_help, "", "list the subcommands",
 };

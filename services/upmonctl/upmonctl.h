@@ -116,5 +116,7 @@ extern const struct ctl_cmd ctl_migrate_cmd;
 extern const struct ctl_cmd ctl_partitions_cmd;
 extern const struct ctl_cmd ctl_dlq_cmd;	/* dlq.c */
 extern const struct ctl_cmd ctl_config_cmd;	/* config.c */
+extern const struct ctl_cmd ctl_user_cmd;	/* user.c */
+extern const struct ctl_cmd ctl_monitors_cmd;	/* monitors.c */
 
 #endif
