@@ -754,3 +754,30 @@ out:
 	freeReplyObject(r);
 	return rc;
 }
+
+int
+upmon_cache_monitors_gen_key(char *buf, size_t size, const char *owner_id)
+{
+	int n;
+
+	if (buf == NULL || owner_id == NULL)
+		return -1;
+	n = snprintf(buf, size, "upmon:gw:mongen:%s", owner_id);
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+int
+upmon_cache_monitors_changed(struct upmon_cache *c, const char *owner_id)
+{
+	char key[128];
+	const char *argv[2] = { "INCR", key };
+	redisReply *reply = NULL;
+	int rc;
+
+	if (upmon_cache_monitors_gen_key(key, sizeof(key), owner_id) != 0)
+		return UPMON_CACHE_E_INVALID;
+	rc = upmon_cache_command_argv(c, 2, argv, NULL, &reply);
+	if (reply != NULL)
+		freeReplyObject(reply);
+	return rc;
+}

@@ -64,13 +64,7 @@ reply_name_conflict(struct gw_req *r)
 static void
 bump_generation(struct gw_req *r)
 {
-	char key[96];
-	const char *argv[2] = { "INCR", key };
-	redisReply *reply = NULL;
-
-	snprintf(key, sizeof(key), "upmon:gw:mongen:%s", r->user.id);
-	if (upmon_cache_command_argv(gw_cache(r), 2, argv, NULL, &reply) == 0)
-		freeReplyObject(reply);
+	(void)upmon_cache_monitors_changed(gw_cache(r), r->user.id);
 }
 
 /* Drops the cached latest status of monitor id after a delete, pause or resume, so GET
@@ -476,7 +470,8 @@ list_cache_key(struct gw_req *r, const struct list_query *lq, char *key, size_t 
 
 	if (gw_settings(r)->list_cache_ttl_ms <= 0)
 		return -1;
-	snprintf(gkey, sizeof(gkey), "upmon:gw:mongen:%s", r->user.id);
+	if (upmon_cache_monitors_gen_key(gkey, sizeof(gkey), r->user.id) != 0)
+		return -1;
 	if (upmon_cache_get(gw_cache(r), gkey, &gen, NULL) != 0)
 		return -1;
 	if (gen != NULL && upmon_parse_long(gen, 0, 0x7fffffffffffffffL, &g) != 0)

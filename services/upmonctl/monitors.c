@@ -23,6 +23,8 @@
 #include <string.h>
 
 #include "monitors_yaml.h"
+#include "upmon/cache.h"
+#include "upmon/clients.h"
 #include "upmon/monitor.h"
 
 static int ctl_cmd_monitors(struct ctl *ctl, int argc, char **argv);
@@ -479,6 +481,24 @@ parse_opts(int argc, char **argv, struct mon_opts *o)
 	return CTL_EXIT_OK;
 }
 
+/* After a committed import: the gateway's cached list pages of owner are out of date, so
+ * bump their generation (upmon/cache.h). Best effort: without Redis they expire within
+ * UPMON_GATEWAY_LIST_CACHE_TTL_MS anyway. */
+static void
+forget_cached_lists(struct ctl *ctl, const char *owner)
+{
+	struct upmon_cache_config cfg;
+	struct upmon_cache *c = NULL;
+
+	upmon_cache_config_from(&cfg, ctl->settings);
+	if (upmon_cache_new(&cfg, &c) != 0)
+		return;
+	if (upmon_cache_monitors_changed(c, owner) != 0)
+		fprintf(stderr, "upmonctl %s: note: redis not reachable (%s): the gateway's cached "
+		    "monitor lists expire within their TTL\n", CMD, upmon_cache_errstr(c));
+	upmon_cache_free(c);
+}
+
 static int
 run_import(struct ctl *ctl, const struct mon_opts *o)
 {
@@ -509,6 +529,8 @@ run_import(struct ctl *ctl, const struct mon_opts *o)
 	    (rc = owner_lookup(db, o->owner, owner)) != CTL_EXIT_OK)
 		goto out;
 	rc = do_import(db, o, owner, mons, n);
+	if (rc == CTL_EXIT_OK && !o->dry_run)
+		forget_cached_lists(ctl, owner);
 out:
 	if (mons != NULL) {
 		for (i = 0; i < n; i++)

@@ -61,8 +61,13 @@ monitors:
     paused: true
 EOF
 
+gen_key="upmon:gw:mongen:$(sql "SELECT id FROM users WHERE email = '$owner'")"
+gen() { redis-cli -u "$UPMON_REDIS_URL" --no-auth-warning GET "$gen_key"; }
+gen0=$(gen)
 out=$("$ctl" monitors import --owner "$owner" --file "$tmp/m.yaml") || fail "import failed"
 [[ $out == "created 3, updated 0, unchanged 0" ]] || fail "first import: $out"
+# a committed import bumps the gateway's list generation, so no cached list page is served
+[[ $(gen) == $((${gen0:-0} + 1)) ]] || fail "import did not bump $gen_key: ${gen0:-none} -> $(gen)"
 n=$(sql "SELECT count(*) FROM monitors m JOIN users u ON u.id = m.owner_id
          WHERE u.email = '$owner'")
 [[ $n == 3 ]] || fail "3 monitors expected, got $n"

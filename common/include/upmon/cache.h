@@ -146,4 +146,15 @@ int upmon_cache_status_get(struct upmon_cache *c, const char *monitor_id, char *
 /* Formats the status key of monitor_id into buf; returns 0, or -1 when it does not fit. */
 int upmon_cache_status_key(char *buf, size_t size, const char *monitor_id);
 
+/*
+ * The generation of an owner's monitor lists, upmon:gw:mongen:<owner_id>: the gateway keys its
+ * cached list pages by it, and whoever commits a change to the owner's monitors (the gateway,
+ * `upmonctl monitors import`) bumps it afterwards so no cached page is served again.
+ * upmon_cache_monitors_gen_key() formats the key (0, or -1 when it does not fit);
+ * upmon_cache_monitors_changed() INCRs it (0 or a negative UPMON_CACHE_E_*; Redis down is
+ * harmless: the pages expire within their short TTL).
+ */
+int upmon_cache_monitors_gen_key(char *buf, size_t size, const char *owner_id);
+int upmon_cache_monitors_changed(struct upmon_cache *c, const char *owner_id);
+
 #endif
