@@ -6,8 +6,7 @@
  * same time and answer the same body. The per-account limit (UPMON_GATEWAY_RATE_LOGIN_*)
  * counts FAILED logins with gw_rate_hit() on "login:<lowercased email>", and is checked
  * before the password: once the account has used up its failures, even the right password
- * answers 429 until the window ends. (The check reads the counter that ratelimit.c keeps
- * under upmon:rl:<key>; gw.h has no read-only rate call.)
+ * answers 429 until the window ends (gw_rate_check reads the counter without counting).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -121,47 +120,6 @@ reply_bad_login(struct gw_req *r, const char *key)
 	gw_reply_error(r, 401, "unauthorized", "invalid email or password");
 }
 
-/*
- * True (429 answered, with Retry-After) when key already holds limit failures in the current
- * window. Reads without counting. Redis down: false (fail open, like gw_rate_hit).
- */
-static bool
-login_locked(struct gw_req *r, const char *key)
-{
-	const struct gw_settings *s = gw_settings(r);
-	struct upmon_cache *c = gw_cache(r);
-	char rkey[sizeof("upmon:rl:") + sizeof("login:") + GW_EMAIL_MAX], retry[24];
-	const char *argv[2];
-	redisReply *rep = NULL;
-	char *val = NULL;
-	long long count, secs = s->rate_login_window_s;
-
-	if (s->rate_login_account <= 0)
-		return false;
-	snprintf(rkey, sizeof(rkey), "upmon:rl:%s", key);
-	if (upmon_cache_get(c, rkey, &val, NULL) != 0 || val == NULL)
-		return false;
-	count = strtoll(val, NULL, 10);
-	free(val);
-	if (count < s->rate_login_account)
-		return false;
-	argv[0] = "PTTL";
-	argv[1] = rkey;
-	if (upmon_cache_command_argv(c, 2, argv, NULL, &rep) == 0 &&
-	    rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
-		secs = (rep->integer + 999) / 1000;
-	if (rep != NULL)
-		freeReplyObject(rep);
-	if (secs < 1)
-		secs = 1;
-	if (secs > s->rate_login_window_s)
-		secs = s->rate_login_window_s;
-	snprintf(retry, sizeof(retry), "%lld", secs);
-	gw_add_header(r, "Retry-After", retry);
-	gw_reply_error(r, 429, "rate_limited", "too many failed logins, retry in %lld s", secs);
-	return true;
-}
-
 /* ---- handlers ---------------------------------------------------------------------------- */
 
 void
@@ -226,12 +184,14 @@ gw_auth_login(struct gw_req *r)
 	for (i = sizeof("login:") - 1; i < n && i < sizeof(key) - 1; i++)
 		if (key[i] >= 'A' && key[i] <= 'Z')
 			key[i] = (char)(key[i] - 'A' + 'a');
-	if (login_locked(r, key))
+	if (gw_rate_check(r, key, s->rate_login_account, s->rate_login_window_s,
+	    "failed logins") != 0)
 		return;
 	params[0] = email;
 	if (gw_sql(r, UPMON_DB_IDEMPOTENT, "SELECT " USER_COLS ", password_hash FROM users "
 	    "WHERE lower(email) = lower($1)", 1, params, &res) != 0)
 		return;
+	gw_db_release(r);	/* argon2 takes ~50 ms: keep the pool free meanwhile */
 	if (PQntuples(res) != 1) {
 		verify_dummy(pw);
 		reply_bad_login(r, key);

@@ -106,8 +106,13 @@ const struct gw_settings *gw_settings(const struct gw_req *r);
 
 /* Leases a PostgreSQL connection from the pool for the rest of the request (the same one on
  * every call within a request; the server releases it, rolling back an open transaction).
- * Returns 0, or -EAGAIN when no connection became free in time (reply 503). */
+ * Returns 0, or -EAGAIN when no connection became free in time, after replying 503 itself. */
 int gw_db(struct gw_req *r, struct upmon_db **out);
+
+/* Gives the request's connection back to the pool now (rolling back an open transaction),
+ * before slow work that needs no database (a password hash); a later gw_db() leases one
+ * again. No-op without a lease. */
+void gw_db_release(struct gw_req *r);
 
 /*
  * Runs one parameterised statement on the request's connection (flags: UPMON_DB_IDEMPOTENT for
@@ -141,6 +146,12 @@ void gw_amqp_release(struct gw_req *r);
  * the server prefixes it. (ratelimit.c)
  */
 int gw_rate_hit(struct gw_req *r, const char *key, long limit, long window_s);
+
+/* Like gw_rate_hit() without counting: replies 429 ("too many <what>", Retry-After) and
+ * returns -EAGAIN when key already holds limit hits in its window; else 0 (also when Redis
+ * is down). For limits counted on failures only, checked before the attempt. */
+int gw_rate_check(struct gw_req *r, const char *key, long limit, long window_s,
+    const char *what);
 
 /* ---- tokens (token.c; pure functions, used by server.c for every request) ---------------- */
 

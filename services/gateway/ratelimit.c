@@ -31,6 +31,10 @@ static const char incrby_lua[] =
     "end\n"
     "return {n, t}\n";
 
+/* KEYS[1] counter. Returns {count (0 when absent), ttl ms}. */
+static const char peek_lua[] =
+    "return {tonumber(redis.call('GET', KEYS[1]) or '0'), redis.call('PTTL', KEYS[1])}\n";
+
 static struct upmon_counter *limited_total;
 static struct upmon_counter *unavailable_total;
 
@@ -74,7 +78,7 @@ incr_by(struct upmon_cache *c, const char *rkey, long n, long window_s, long lon
 }
 
 static int
-refuse(struct gw_req *r, long long ttl_ms, long window_s)
+refuse(struct gw_req *r, long long ttl_ms, long window_s, const char *what)
 {
 	char retry[24];
 	long long secs;
@@ -87,7 +91,7 @@ refuse(struct gw_req *r, long long ttl_ms, long window_s)
 		secs = window_s;
 	snprintf(retry, sizeof(retry), "%lld", secs);
 	gw_add_header(r, "Retry-After", retry);
-	gw_reply_error(r, 429, "rate_limited", "too many requests, retry in %lld s", secs);
+	gw_reply_error(r, 429, "rate_limited", "too many %s, retry in %lld s", what, secs);
 	return -EAGAIN;
 }
 
@@ -120,7 +124,7 @@ gw_rate_hit(struct gw_req *r, const char *key, long limit, long window_s)
 	}
 	before = count - n;
 	if (before >= limit)
-		return refuse(r, ttl_ms, window_s);
+		return refuse(r, ttl_ms, window_s, "requests");
 	if (n > 1) {
 		/* this request takes one of the granted hits, the rest wait in the lease */
 		memcpy(lease->key, rkey, (size_t)len + 1);
@@ -128,4 +132,36 @@ gw_rate_hit(struct gw_req *r, const char *key, long limit, long window_s)
 		lease->until_ms = gw_now_ms() + ttl_ms;
 	}
 	return 0;
+}
+
+int
+gw_rate_check(struct gw_req *r, const char *key, long limit, long window_s, const char *what)
+{
+	char rkey[RL_KEY_MAX];
+	const char *k = rkey;
+	redisReply *rep = NULL;
+	long long count, ttl_ms;
+	int len;
+
+	if (limit <= 0 || window_s <= 0)
+		return 0;
+	len = snprintf(rkey, sizeof(rkey), "upmon:rl:%s", key);
+	if (len < 0 || (size_t)len >= sizeof(rkey))
+		return 0;
+	if (upmon_cache_eval(gw_cache(r), peek_lua, 1, &k, 0, NULL, &rep) != 0) {
+		upmon_counter_inc(unavailable_total);
+		return 0;
+	}
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+	    rep->element[0]->type != REDIS_REPLY_INTEGER ||
+	    rep->element[1]->type != REDIS_REPLY_INTEGER) {
+		freeReplyObject(rep);
+		return 0;
+	}
+	count = rep->element[0]->integer;
+	ttl_ms = rep->element[1]->integer;
+	freeReplyObject(rep);
+	if (count < limit)
+		return 0;
+	return refuse(r, ttl_ms > 0 ? ttl_ms : (long long)window_s * 1000, window_s, what);
 }

@@ -222,10 +222,16 @@ gw_amqp_release(struct gw_req *r)
 void
 gw_req_release(struct gw_req *r)
 {
+	gw_amqp_release(r);
+	gw_db_release(r);
+}
+
+void
+gw_db_release(struct gw_req *r)
+{
 	struct gw *gw = r->gw;
 	struct upmon_db *db = r->priv->db;
 
-	gw_amqp_release(r);
 	if (db == NULL)
 		return;
 	if (upmon_db_in_transaction(db))
