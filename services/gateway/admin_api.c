@@ -331,52 +331,34 @@ gw_admin_users(struct gw_req *r)
 	    " FROM users u"
 	    " WHERE $1::bigint IS NULL OR (upmon_ts_to_ms(u.created_at), u.id) > ($1, $2::uuid)"
 	    " ORDER BY upmon_ts_to_ms(u.created_at), u.id LIMIT $3";
-	char cursor[256], cid[GW_UUID_LEN + 1], ms_s[32], lim_s[32], next[256];
-	const char *params[3] = { NULL, NULL, lim_s };
+	const char *params[3];
 	struct json_object *items;
+	struct gw_page pg;
 	PGresult *res;
-	int64_t cms;
-	int64_t n_ms;
-	long limit;
-	int i, rows, rc;
+	int i, rows;
 
 	if (gw_query_allow(r, allowed) != 0 ||
-	    gw_query_long(r, "limit", 1, ADMIN_USERS_MAX, 50, &limit) != 0)
+	    gw_page_parse(r, 50, ADMIN_USERS_MAX, &pg) != 0)
 		return;
-	rc = gw_query_str(r, "cursor", cursor, sizeof(cursor));
-	if (rc == -EINVAL)
-		return;
-	if (rc == 0) {
-		rc = gw_cursor_decode(r, cursor, &cms, cid, sizeof(cid));
-		if (rc == -EINVAL)
-			return;
-		if (rc == 0) {
-			snprintf(ms_s, sizeof(ms_s), "%lld", (long long)cms);
-			params[0] = ms_s;
-			params[1] = cid;
-		}
-	}
-	snprintf(lim_s, sizeof(lim_s), "%ld", limit + 1);
+	params[0] = pg.after ? pg.s_ms : NULL;
+	params[1] = pg.after ? pg.after_id : NULL;
+	params[2] = pg.s_fetch;
 	if (gw_sql(r, UPMON_DB_IDEMPOTENT, sql, 3, params, &res) != 0)
 		return;
 	items = json_object_new_array();
 	rows = PQntuples(res);
-	for (i = 0; i < rows && i < limit; i++) {
+	for (i = 0; i < rows && i < pg.limit; i++) {
 		struct json_object *u = json_object_new_object();
 
-		n_ms = strtoll(PQgetvalue(res, i, 3), NULL, 10);
 		json_object_object_add(u, "id", json_object_new_string(PQgetvalue(res, i, 0)));
 		json_object_object_add(u, "email", json_object_new_string(PQgetvalue(res, i, 1)));
 		json_object_object_add(u, "role", json_object_new_string(PQgetvalue(res, i, 2)));
-		json_object_object_add(u, "created_at", upmon_json_time(n_ms));
+		json_object_object_add(u, "created_at",
+		    upmon_json_time(strtoll(PQgetvalue(res, i, 3), NULL, 10)));
 		json_object_object_add(u, "monitors",
 		    json_object_new_int64(strtoll(PQgetvalue(res, i, 4), NULL, 10)));
 		json_object_array_add(items, u);
 	}
-	*next = '\0';
-	if (rows > limit)
-		(void)gw_cursor_encode(strtoll(PQgetvalue(res, limit - 1, 3), NULL, 10),
-		    PQgetvalue(res, limit - 1, 0), next, sizeof(next));
+	gw_page_reply(r, &pg, res, rows, 3, 0, items);
 	PQclear(res);
-	gw_reply_page(r, items, *next ? next : NULL);
 }

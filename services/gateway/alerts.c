@@ -96,10 +96,9 @@ struct alert_filter {
 	char monitor_id[GW_UUID_LEN + 1];
 	const char *kind;	/* static strings */
 	const char *acked;
-	int64_t from, to, cur_ms;
-	char cur_id[GW_UUID_LEN + 1];
-	long limit;
-	bool has_monitor, has_kind, has_acked, has_cursor;
+	int64_t from, to;
+	struct gw_page page;
+	bool has_monitor, has_kind, has_acked;
 };
 
 static int
@@ -155,17 +154,8 @@ read_filter(struct gw_req *r, struct alert_filter *f)
 	}
 	if (gw_query_time(r, "from", NO_TIME, &f->from) != 0 ||
 	    gw_query_time(r, "to", NO_TIME, &f->to) != 0 ||
-	    gw_query_long(r, "limit", 1, LIST_MAX, LIST_DEFAULT, &f->limit) != 0)
+	    gw_page_parse(r, LIST_DEFAULT, LIST_MAX, &f->page) != 0)
 		return -EINVAL;
-	rc = gw_query_str(r, "cursor", buf, sizeof(buf));
-	if (rc == -EINVAL)
-		return rc;
-	if (rc == 0) {
-		rc = gw_cursor_decode(r, buf, &f->cur_ms, f->cur_id, sizeof(f->cur_id));
-		if (rc == -EINVAL)
-			return rc;
-		f->has_cursor = rc == 0;
-	}
 	return 0;
 }
 
@@ -173,7 +163,7 @@ void
 gw_alerts_list(struct gw_req *r)
 {
 	struct alert_filter f;
-	char from[24], to[24], cms[24], lim[24], cursor[CURSOR_MAX];
+	char from[24], to[24];
 	const char *params[9];
 	struct json_object *items;
 	PGresult *res = NULL;
@@ -183,17 +173,15 @@ gw_alerts_list(struct gw_req *r)
 		return;
 	snprintf(from, sizeof(from), "%" PRId64, f.from);
 	snprintf(to, sizeof(to), "%" PRId64, f.to);
-	snprintf(cms, sizeof(cms), "%" PRId64, f.cur_ms);
-	snprintf(lim, sizeof(lim), "%ld", f.limit + 1);
 	params[0] = r->user.id;
 	params[1] = f.has_monitor ? f.monitor_id : NULL;
 	params[2] = f.has_kind ? f.kind : NULL;
 	params[3] = f.has_acked ? f.acked : NULL;
 	params[4] = f.from != NO_TIME ? from : NULL;
 	params[5] = f.to != NO_TIME ? to : NULL;
-	params[6] = f.has_cursor ? cms : NULL;
-	params[7] = f.has_cursor ? f.cur_id : NULL;
-	params[8] = lim;
+	params[6] = f.page.after ? f.page.s_ms : NULL;
+	params[7] = f.page.after ? f.page.after_id : NULL;
+	params[8] = f.page.s_fetch;
 	/* times are compared at millisecond precision, as the API shows them (to is inclusive);
 	 * the cursor's condition repeats the sort key (ms, id), and its created_at bound lets
 	 * the (owner_id, created_at DESC, id) index narrow the scan */
@@ -212,13 +200,9 @@ gw_alerts_list(struct gw_req *r)
 		return;
 	n = PQntuples(res);
 	items = json_object_new_array();
-	for (i = 0; i < n && i < f.limit; i++)
+	for (i = 0; i < n && i < f.page.limit; i++)
 		json_object_array_add(items, alert_json(res, i));
-	if (n > f.limit && gw_cursor_encode(strtoll(PQgetvalue(res, i - 1, 6), NULL, 10),
-	    PQgetvalue(res, i - 1, 0), cursor, sizeof(cursor)) == 0)
-		gw_reply_page(r, items, cursor);
-	else
-		gw_reply_page(r, items, NULL);
+	gw_page_reply(r, &f.page, res, n, 6, 0, items);
 	PQclear(res);
 }
 

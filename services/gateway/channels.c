@@ -235,41 +235,27 @@ gw_channels_list(struct gw_req *r)
 	    " WHERE owner_id = $1::uuid AND ($2::bigint IS NULL"
 	    "  OR (upmon_ts_to_ms(created_at), id) > ($2::bigint, $3::uuid))"
 	    " ORDER BY upmon_ts_to_ms(created_at), id LIMIT $4::integer";
-	char cursor[256], cid[GW_UUID_LEN + 1], s_cms[24], s_limit[24], next[256];
 	const char *params[4];
 	struct json_object *items;
+	struct gw_page pg;
 	PGresult *res = NULL;
-	int64_t cms = 0;
-	long limit;
-	int rc, n, i, has_cursor = 0;
+	int n, i;
 
 	if (gw_query_allow(r, allowed) < 0 ||
-	    gw_query_long(r, "limit", 1, PAGE_MAX, PAGE_DEFAULT, &limit) < 0)
+	    gw_page_parse(r, PAGE_DEFAULT, PAGE_MAX, &pg) < 0)
 		return;
-	if ((rc = gw_query_str(r, "cursor", cursor, sizeof(cursor))) == 0) {
-		if (gw_cursor_decode(r, cursor, &cms, cid, sizeof(cid)) < 0)
-			return;
-		has_cursor = 1;
-	} else if (rc != -ENOENT)
-		return;
-	snprintf(s_cms, sizeof(s_cms), "%lld", (long long)cms);
-	snprintf(s_limit, sizeof(s_limit), "%ld", limit + 1);
 	params[0] = r->user.id;
-	params[1] = has_cursor ? s_cms : NULL;
-	params[2] = has_cursor ? cid : NULL;
-	params[3] = s_limit;
+	params[1] = pg.after ? pg.s_ms : NULL;
+	params[2] = pg.after ? pg.after_id : NULL;
+	params[3] = pg.s_fetch;
 	if (gw_sql(r, UPMON_DB_IDEMPOTENT, sql, 4, params, &res) < 0)
 		return;
 	n = PQntuples(res);
 	items = json_object_new_array();
-	for (i = 0; i < n && i < limit; i++)
+	for (i = 0; i < n && i < pg.limit; i++)
 		json_object_array_add(items, chan_json(res, i));
-	next[0] = '\0';
-	if (n > limit && gw_cursor_encode(strtoll(PQgetvalue(res, (int)limit - 1, 6), NULL, 10),
-	    PQgetvalue(res, (int)limit - 1, 0), next, sizeof(next)) < 0)
-		next[0] = '\0';
+	gw_page_reply(r, &pg, res, n, 6, 0, items);
 	PQclear(res);
-	gw_reply_page(r, items, next[0] != '\0' ? next : NULL);
 }
 
 /* Answers the single row of res (200 or want), or 404 when there is none; clears res. */

@@ -228,6 +228,30 @@ int gw_cursor_encode(int64_t ms, const char *id, char *buf, size_t size);
 int gw_cursor_decode(struct gw_req *r, const char *cursor, int64_t *ms, char *id,
     size_t idsize);
 
+/* ---- pages (reply.c) ------------------------------------------------------------------- */
+
+/* A page request: ?limit and ?cursor, ready for SQL. Fetch p->s_fetch rows (limit + 1, so a
+ * next page is known to exist) ordered by (time ms, id) and bounded by the cursor when
+ * p->after: pass p->after ? p->s_ms : NULL and p->after ? p->after_id : NULL as parameters. */
+struct gw_page {
+	long limit;
+	bool after;			/* a cursor was given */
+	int64_t after_ms;
+	char after_id[GW_UUID_LEN + 1];
+	char s_ms[24];			/* after_ms as text */
+	char s_fetch[24];		/* limit + 1 as text */
+};
+
+/* Reads ?limit (1..max, default def) and ?cursor into *p. Returns 0, or -EINVAL after
+ * replying 400. */
+int gw_page_parse(struct gw_req *r, long def, long max, struct gw_page *p);
+
+/* Sends {"items": items (taken), "next_cursor"}: when nrows > p->limit, the cursor is made of
+ * columns ms_col (Unix ms) and id_col of row p->limit - 1 of res, the page's last item. The
+ * caller still clears res. */
+void gw_page_reply(struct gw_req *r, const struct gw_page *p, PGresult *res, int nrows,
+    int ms_col, int id_col, struct json_object *items);
+
 /* ---- SQL fragments ---------------------------------------------------------------------- */
 
 /*

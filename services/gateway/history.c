@@ -523,30 +523,20 @@ void
 gw_history_incidents(struct gw_req *r)
 {
 	static const char *const allowed[] = { "limit", "cursor", NULL };
-	char cursor[256], cid[GW_UUID_LEN + 1], s_cms[24], s_limit[24], next[256];
 	const char *params[5];
 	struct json_object *items;
+	struct gw_page pg;
 	PGresult *res = NULL;
-	int64_t cms = 0;
-	long limit;
-	int rc, n, i, has_cursor = 0;
+	int n, i;
 
 	if (gw_query_allow(r, allowed) < 0 ||
-	    gw_query_long(r, "limit", 1, PAGE_MAX, PAGE_DEFAULT, &limit) < 0)
+	    gw_page_parse(r, PAGE_DEFAULT, PAGE_MAX, &pg) < 0)
 		return;
-	if ((rc = gw_query_str(r, "cursor", cursor, sizeof(cursor))) == 0) {
-		if (gw_cursor_decode(r, cursor, &cms, cid, sizeof(cid)) < 0)
-			return;
-		has_cursor = 1;
-	} else if (rc != -ENOENT)
-		return;
-	snprintf(s_cms, sizeof(s_cms), "%lld", (long long)cms);
-	snprintf(s_limit, sizeof(s_limit), "%ld", limit + 1);
 	params[0] = r->params[0];
 	params[1] = r->user.id;
-	params[2] = has_cursor ? s_cms : NULL;
-	params[3] = has_cursor ? cid : NULL;
-	params[4] = s_limit;
+	params[2] = pg.after ? pg.s_ms : NULL;
+	params[3] = pg.after ? pg.after_id : NULL;
+	params[4] = pg.s_fetch;
 	if (gw_sql(r, UPMON_DB_IDEMPOTENT, incidents_sql, 5, params, &res) < 0)
 		return;
 	if ((n = PQntuples(res)) == 0) {
@@ -557,12 +547,8 @@ gw_history_incidents(struct gw_req *r)
 	if (PQgetisnull(res, 0, 0))
 		n = 0;
 	items = json_object_new_array();
-	for (i = 0; i < n && i < limit; i++)
+	for (i = 0; i < n && i < pg.limit; i++)
 		json_object_array_add(items, incident_item(res, i));
-	next[0] = '\0';
-	if (n > limit && gw_cursor_encode(col_i64(res, (int)limit - 1, 1),
-	    PQgetvalue(res, (int)limit - 1, 0), next, sizeof(next)) < 0)
-		next[0] = '\0';
+	gw_page_reply(r, &pg, res, n, 1, 0, items);
 	PQclear(res);
-	gw_reply_page(r, items, next[0] != '\0' ? next : NULL);
 }

@@ -524,3 +524,43 @@ bad:
 		reply_field(r, "cursor", "is not a valid cursor");
 	return -EINVAL;
 }
+
+/* ---- pages ------------------------------------------------------------------------------ */
+
+int
+gw_page_parse(struct gw_req *r, long def, long max, struct gw_page *p)
+{
+	char cursor[256];
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	if (gw_query_long(r, "limit", 1, max, def, &p->limit) != 0)
+		return -EINVAL;
+	rc = gw_query_str(r, "cursor", cursor, sizeof(cursor));
+	if (rc == -EINVAL)
+		return rc;
+	if (rc == 0) {
+		rc = gw_cursor_decode(r, cursor, &p->after_ms, p->after_id,
+		    sizeof(p->after_id));
+		if (rc == -EINVAL)
+			return rc;
+		p->after = rc == 0;
+	}
+	snprintf(p->s_ms, sizeof(p->s_ms), "%lld", (long long)p->after_ms);
+	snprintf(p->s_fetch, sizeof(p->s_fetch), "%ld", p->limit + 1);
+	return 0;
+}
+
+void
+gw_page_reply(struct gw_req *r, const struct gw_page *p, PGresult *res, int nrows, int ms_col,
+    int id_col, struct json_object *items)
+{
+	char next[256];
+	int last = (int)p->limit - 1;
+
+	next[0] = '\0';
+	if (nrows > p->limit && gw_cursor_encode(strtoll(PQgetvalue(res, last, ms_col), NULL, 10),
+	    PQgetvalue(res, last, id_col), next, sizeof(next)) != 0)
+		next[0] = '\0';
+	gw_reply_page(r, items, next);
+}
