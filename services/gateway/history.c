@@ -392,7 +392,6 @@ gw_history_status(struct gw_req *r)
 
 /* ---- GET /monitors/{id}/summary ------------------------------------------------------- */
 
-
 /*
  * One statement: the window's hourly rollups (hours >= the start of the hour window ago,
  * UTC) summed, the quantiles of the summed histogram, and the DOWN alerts raised in the
