@@ -182,8 +182,8 @@ gw_alerts_list(struct gw_req *r)
 	params[6] = f.page.after ? f.page.s_ms : NULL;
 	params[7] = f.page.after ? f.page.after_id : NULL;
 	params[8] = f.page.s_fetch;
-	/* times are compared at millisecond precision, as the API shows them (to is inclusive);
-	 * the cursor's condition repeats the sort key (ms, id), and its created_at bound lets
+	/* times are compared at millisecond precision, as the API shows them, over [from, to)
+	 * as for checks; the cursor's condition repeats the sort key (ms, id), and its created_at bound lets
 	 * the (owner_id, created_at DESC, id) index narrow the scan */
 	if (gw_sql(r, UPMON_DB_IDEMPOTENT, "SELECT " ALERT_COLS " FROM alerts a "
 	    "LEFT JOIN monitors m ON m.id = a.monitor_id AND m.owner_id = a.owner_id "
@@ -192,7 +192,7 @@ gw_alerts_list(struct gw_req *r)
 	    "AND ($3::text IS NULL OR a.kind = $3::text) "
 	    "AND ($4::boolean IS NULL OR (a.acked_at IS NOT NULL) = $4::boolean) "
 	    "AND ($5::bigint IS NULL OR a.created_at >= to_timestamp($5::bigint / 1000.0)) "
-	    "AND ($6::bigint IS NULL OR a.created_at < to_timestamp(($6::bigint + 1) / 1000.0)) "
+	    "AND ($6::bigint IS NULL OR a.created_at < to_timestamp($6::bigint / 1000.0)) "
 	    "AND ($7::bigint IS NULL OR (a.created_at < to_timestamp(($7::bigint + 1) / 1000.0) "
 	    "AND (upmon_ts_to_ms(a.created_at), a.id) < ($7::bigint, $8::uuid))) "
 	    "ORDER BY upmon_ts_to_ms(a.created_at) DESC, a.id DESC LIMIT $9::integer",

@@ -159,7 +159,9 @@ def test_list(ca, cb, a, m, al):
     rfc = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 1000)) + \
         ".%03dZ" % (t % 1000)
     q("?from=%s&to=%s" % (rfc(ms["sys"] - 5000), rfc(ms["sys"] + 5000)), [al["sys"]])
-    q("?from=%s&to=%s" % (rfc(ms["sys"]), rfc(ms["sys"])), [al["sys"]])
+    # [from, to): from is inclusive, to exclusive, at the millisecond the API shows
+    q("?from=%s&to=%s" % (rfc(ms["sys"]), rfc(ms["sys"] + 1)), [al["sys"]])
+    q("?from=%s&to=%s" % (rfc(ms["sys"]), rfc(ms["sys"])), [])
 
     # the other tenant sees only its own
     bb = cb.ok("GET", "/alerts")
