@@ -106,6 +106,28 @@ def main():
         downs = [a for a in al["items"] if a["kind"] == "down"]
         check(len(downs) == 1 and downs[0]["id"] == inc["items"][0]["id"] and
               downs[0]["monitor_id"] == bad["id"], "alerts: %r" % al)
+
+        # a change through the API reaches the scheduler (the monitors trigger NOTIFYs it):
+        # after a pause no slot of the good monitor is scheduled any more; after a PATCH and
+        # a resume its checks come back
+        c.ok("POST", "/monitors/%s/pause" % good["id"])
+        paused_at = int(time.time() * 1000)
+        time.sleep(12)
+        late = g.psql("SELECT count(*) FROM check_results WHERE monitor_id = :'v1' AND "
+                      "scheduled_at > upmon_ms_to_ts(:'v2'::bigint + 1000)",
+                      good["id"], paused_at)[0][0]
+        check(late == "0", "%s checks scheduled after the pause" % late)
+        c.ok("PATCH", "/monitors/%s" % good["id"], {"interval_seconds": 11})
+        c.ok("POST", "/monitors/%s/resume" % good["id"])
+        deadline = time.time() + 30
+        while True:
+            rows = g.psql("SELECT upmon_ts_to_ms(scheduled_at) FROM check_results WHERE "
+                          "monitor_id = :'v1' AND scheduled_at > upmon_ms_to_ts(:'v2')",
+                          good["id"], paused_at)
+            if rows:
+                break
+            check(time.time() < deadline, "no check within 30 s of resume")
+            time.sleep(0.5)
         ok = True
         print("ok")
     finally:
