@@ -102,8 +102,10 @@ static void
 task_fill(struct upmon_task *t, const char *mon, int slot_no, int attempt, int retries)
 {
 	upmon_task_init(t);
-	snprintf(t->monitor_id, sizeof(t->monitor_id), "%s", mon);
-	snprintf(t->owner_id, sizeof(t->owner_id), "%s", owner);
+	REQUIRE(snprintf(t->monitor_id, sizeof(t->monitor_id), "%s", mon) <
+	    (int)sizeof(t->monitor_id));
+	REQUIRE(snprintf(t->owner_id, sizeof(t->owner_id), "%s", owner) <
+	    (int)sizeof(t->owner_id));
 	t->scheduled_at = base + (int64_t)slot_no * 60000;
 	t->attempt = attempt;
 	t->retries = retries;
