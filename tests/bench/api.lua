@@ -32,6 +32,16 @@ else
 	end
 end
 
+-- BENCH_DELAY_MS > 0: each connection waits about that long (uniformly 0.5x-1.5x, so the
+-- connections do not fall into step) before each request: an offered rate of roughly
+-- connections * 1000 / (delay + latency) per second instead of a saturated closed loop.
+local pace = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+if pace > 0 then
+	function delay()
+		return pace * (0.5 + math.random())
+	end
+end
+
 function done(summary, latency, requests)
 	local e = summary.errors
 	io.write(string.format("BENCH rps=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f " ..

@@ -2,7 +2,7 @@
 # P5 / P6: upmon-gateway's read paths under wrk.
 #
 #   tests/bench/api.sh [--bin build/bench-rel/bin] [--duration 30] [--connections 64]
-#       [--summary-connections 8] [--threads 64] [--monitors 1000] [--state-dir DIR] [--keep]
+#       [--summary-connections 8] [--threads 64] [--paced-delay-ms 4] [--monitors 1000] [--state-dir DIR] [--keep]
 #
 # Starts a private stack (deploy/local/up --infra-only in the temporary directory, stopped at
 # exit) unless --state-dir names a running one (deploy/local/up --infra-only with that
@@ -15,6 +15,8 @@
 # (upmon:status:<id>, the probe's format). Then wrk (2 threads, tests/bench/api.lua):
 #   status-1     GET /monitors/{id}/status of one monitor, --connections connections   (P5)
 #   status-rand  the same for a random monitor among all of them per request           (P5)
+#   status-paced status-rand at an offered rate instead of saturation: each connection
+#                pauses about --paced-delay-ms between answer and request (jittered)   (P5)
 #   status-1-norl  status-1 again, gateway restarted with the rate limit off (comparison)
 #   status-pg    status-rand with Redis emptied: the PostgreSQL fallback (comparison)
 #   summary-30d  GET /monitors/{id}/summary?window=30d of the history monitor,
@@ -25,7 +27,7 @@ set -euo pipefail
 # shellcheck source=tests/bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-bin=$BENCH_REPO/build/bench-rel/bin duration=30 conns=64 sconns=8 threads=64 monitors=1000
+bin=$BENCH_REPO/build/bench-rel/bin duration=30 conns=64 sconns=8 threads=64 monitors=1000 paced_delay=4
 state_dir="" keep_stack=0
 while [[ $# -gt 0 ]]; do
 	case $1 in
@@ -34,6 +36,7 @@ while [[ $# -gt 0 ]]; do
 		--connections) conns=$2; shift 2 ;;
 		--summary-connections) sconns=$2; shift 2 ;;
 		--threads) threads=$2; shift 2 ;;
+		--paced-delay-ms) paced_delay=$2; shift 2 ;;
 		--monitors) monitors=$2; shift 2 ;;
 		--state-dir) state_dir=$2; shift 2 ;;
 		--keep) keep_stack=1; shift ;;
@@ -180,8 +183,9 @@ bench_note "30-day summary of $hist_id: checks p99_ms = $checks"
 
 gw_ticks() { bench_cpu_ticks "$GW_PID"; }
 declare -A RPS P99 P50 ERR
-run() { # name path-format ids-file connections
+run() { # name path-format ids-file connections [delay-ms]
 	local name=$1 fmt=$2 ids=$3 c=$4 out line c0 c1 s0 s1
+	export BENCH_DELAY_MS=${5:-0}
 	BENCH_TOKEN=$token BENCH_PATH=/api/v1$fmt BENCH_IDS=$ids \
 		wrk -t2 -c"$c" -d3s --timeout 10s -s "$BENCH_REPO/tests/bench/api.lua" \
 		"http://127.0.0.1:$port" >/dev/null 2>&1 || true # warm-up
@@ -203,6 +207,9 @@ run() { # name path-format ids-file connections
 bench_note "wrk: 2 threads, ${duration} s per run (after a 3 s warm-up), gateway threads $threads"
 run status-1 "/monitors/%s/status" "$BENCH_DIR/id1.txt" "$conns"
 run status-rand "/monitors/%s/status" "$BENCH_DIR/ids.txt" "$conns"
+# the same read at an offered rate near P5's 10,000/s instead of saturation: each of the
+# connections pauses --paced-delay-ms (jittered) between answer and next request
+run status-paced "/monitors/%s/status" "$BENCH_DIR/ids.txt" "$conns" "$paced_delay"
 run summary-30d "/monitors/%s/summary?window=30d" "$BENCH_DIR/id1.txt" "$sconns"
 # the same without the per-IP rate limit (its Redis script call per request)
 bench_stop_pid "$GW_PID"
@@ -221,5 +228,6 @@ verdict() { # name min-rps max-p99
 {
 	echo "P5 status (one monitor):      ${RPS[status-1]} req/s, p99 ${P99[status-1]} ms: $(verdict status-1 10000 5)"
 	echo "P5 status (random of $monitors): ${RPS[status-rand]} req/s, p99 ${P99[status-rand]} ms: $(verdict status-rand 10000 5)"
+	echo "P5 status (paced, random):    ${RPS[status-paced]} req/s, p99 ${P99[status-paced]} ms: $(verdict status-paced 10000 5)"
 	echo "P6 30-day summary:            ${RPS[summary-30d]} req/s, p99 ${P99[summary-30d]} ms: $(verdict summary-30d 0 50)"
 } | tee -a "$RESULTS"
