@@ -54,31 +54,14 @@ RESULTS=$BENCH_DIR/results.txt
 # ---- the stack ----------------------------------------------------------------------------
 
 if [[ -z $state_dir ]]; then
-	STACK=$BENCH_DIR/stack
-	stack_down() {
-		if ((keep_stack)); then
-			bench_note "stack kept: UPMON_STATE_DIR=$STACK $BENCH_REPO/deploy/local/down"
-		elif [[ -d $STACK/run ]]; then
-			UPMON_STATE_DIR=$STACK "$BENCH_REPO/deploy/local/down" >/dev/null 2>&1 ||
-				bench_note "deploy/local/down failed for $STACK"
-			local f
-			for f in "${UPMON_PORT_REGISTRY:-/tmp/upmon-ports}"/[0-9]*; do
-				[[ -f $f && $(<"$f") == "$STACK" ]] && rm -f "$f"
-			done
-		fi
-		return 0
-	}
-	BENCH_CLEANUPS+=(stack_down)
-	bench_note "starting a private stack in $STACK"
-	UPMON_STATE_DIR=$STACK UPMON_BIN_DIR=$bin "$BENCH_REPO/deploy/local/up" --infra-only \
-		--no-build --no-install >"$BENCH_DIR/up.log" 2>&1 ||
-		{ tail -n 30 "$BENCH_DIR/up.log" >&2; bench_die "deploy/local/up failed"; }
+	bench_note "starting a private stack in $BENCH_DIR/stack"
+	bench_stack_start "$bin" "$keep_stack"
 else
 	STACK=$state_dir
+	[[ -f $STACK/stack.env ]] || bench_die "no stack.env in $STACK"
+	# shellcheck disable=SC1091
+	source "$STACK/stack.env"
 fi
-[[ -f $STACK/stack.env ]] || bench_die "no stack.env in $STACK"
-# shellcheck disable=SC1091
-source "$STACK/stack.env"
 
 db=bench_api_$$
 PGPASSWORD=$PG_PASS psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT_PG" -U "$PG_USER" \

@@ -103,6 +103,36 @@ bench_wait_port() {
 # The target: nginx, one worker per core (NGINX_WORKERS, default auto), access log off,
 # "200 ok" on every path, stub_status on /nginx_status (its request counter checks that the
 # prober really reached the target). Sets NGINX_PORT, NGINX_PID, NGINX_URL.
+# bench_stack_start BIN KEEP: a private stack (RabbitMQ, PostgreSQL, Redis, SMTP sink) in
+# $BENCH_DIR/stack with deploy/local/up --infra-only, its stack.env sourced; STACK names it.
+# At exit it is stopped (and its port reservations dropped) unless KEEP is 1.
+bench_stack_start() {
+	local bin=$1
+	BENCH_STACK_KEEP=$2
+	STACK=$BENCH_DIR/stack
+	BENCH_CLEANUPS+=(bench_stack_down)
+	UPMON_STATE_DIR=$STACK UPMON_BIN_DIR=$bin "$BENCH_REPO/deploy/local/up" --infra-only \
+		--no-build --no-install >"$BENCH_DIR/up.log" 2>&1 ||
+		{ tail -n 30 "$BENCH_DIR/up.log" >&2; bench_die "deploy/local/up failed"; }
+	# shellcheck disable=SC1091
+	source "$STACK/stack.env"
+}
+
+bench_stack_down() {
+	if ((BENCH_STACK_KEEP)); then
+		bench_note "stack kept: UPMON_STATE_DIR=$STACK $BENCH_REPO/deploy/local/down"
+	elif [[ -d $STACK/run ]]; then
+		UPMON_STATE_DIR=$STACK "$BENCH_REPO/deploy/local/down" >/dev/null 2>&1 ||
+			bench_note "deploy/local/down failed for $STACK"
+		# drop this stack's port reservations (deploy/local's registry)
+		local f
+		for f in "${UPMON_PORT_REGISTRY:-/tmp/upmon-ports}"/[0-9]*; do
+			[[ -f $f && $(<"$f") == "$STACK" ]] && rm -f "$f"
+		done
+	fi
+	return 0
+}
+
 bench_nginx_start() {
 	local d=$BENCH_DIR/nginx
 	mkdir -p "$d/logs" "$d/tmp"

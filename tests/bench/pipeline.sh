@@ -87,32 +87,11 @@ RESULTS=$BENCH_DIR/results.txt
 
 # ---- the private stack -------------------------------------------------------------------
 
-STACK=$BENCH_DIR/stack
-stack_down() {
-	if ((keep_stack)); then
-		bench_note "stack kept: UPMON_STATE_DIR=$STACK $BENCH_REPO/deploy/local/down"
-	elif [[ -d $STACK/run ]]; then
-		UPMON_STATE_DIR=$STACK "$BENCH_REPO/deploy/local/down" >/dev/null 2>&1 ||
-			bench_note "deploy/local/down failed for $STACK"
-		# drop this stack's port reservations (deploy/local's registry)
-		local f
-		for f in "${UPMON_PORT_REGISTRY:-/tmp/upmon-ports}"/[0-9]*; do
-			[[ -f $f && $(<"$f") == "$STACK" ]] && rm -f "$f"
-		done
-	fi
-	return 0
-}
-BENCH_CLEANUPS+=(stack_down)
-
 bench_nginx_start
 bench_blackbox_start
 bench_blackbox_measure "$bb_duration" "8 16 64" before
-bench_note "nginx on $NGINX_URL; starting a private stack in $STACK"
-UPMON_STATE_DIR=$STACK UPMON_BIN_DIR=$bin "$BENCH_REPO/deploy/local/up" --infra-only \
-	--no-build --no-install >"$BENCH_DIR/up.log" 2>&1 ||
-	{ tail -n 30 "$BENCH_DIR/up.log" >&2; bench_die "deploy/local/up failed"; }
-# shellcheck disable=SC1091
-source "$STACK/stack.env"
+bench_note "nginx on $NGINX_URL; starting a private stack in $BENCH_DIR/stack"
+bench_stack_start "$bin" "$keep_stack"
 MGMT=http://127.0.0.1:$PORT_RABBITMQ_MGMT
 
 mgmt() { # METHOD PATH [JSON]
