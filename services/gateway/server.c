@@ -422,6 +422,51 @@ read_body(struct gw_req *r, const struct mg_request_info *ri)
 	return (long)got;
 }
 
+/*
+ * Whether s[0..len) is UTF-8 as RFC 3629 has it: no overlong forms (C0 80 for NUL), no
+ * surrogates, nothing above U+10FFFF. json-c's own check only looks at the byte pattern, so
+ * such bytes got into object keys that the answer's "fields" then echoed as invalid UTF-8.
+ */
+static bool
+utf8_strict(const unsigned char *s, size_t len)
+{
+	size_t i = 0, n, k;
+	uint32_t cp, min;
+
+	while (i < len) {
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if (s[i] >= 0xc2 && s[i] <= 0xdf) {
+			n = 1;
+			cp = s[i] & 0x1f;
+			min = 0x80;
+		} else if ((s[i] & 0xf0) == 0xe0) {
+			n = 2;
+			cp = s[i] & 0x0f;
+			min = 0x800;
+		} else if (s[i] >= 0xf0 && s[i] <= 0xf4) {
+			n = 3;
+			cp = s[i] & 0x07;
+			min = 0x10000;
+		} else {
+			return false;
+		}
+		if (len - i <= n)
+			return false;
+		for (k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
 /* Reads and checks the body of a GW_R_BODY route into r->body. Returns 0, or -1 after
  * replying. */
 static int
@@ -457,6 +502,10 @@ take_body(struct gw_req *r, const struct mg_request_info *ri)
 		end++;
 	if (end == (size_t)len) {
 		gw_reply_error(r, 400, "bad_request", "body must be a JSON object");
+		return -1;
+	}
+	if (!utf8_strict((const unsigned char *)t->body, (size_t)len)) {
+		gw_reply_error(r, 400, "invalid_json", "request body is not valid UTF-8");
 		return -1;
 	}
 	json_tokener_reset(t->tok);
@@ -754,6 +803,65 @@ auth_ok(struct mg_connection *conn, void *cbdata)
 	return 1;
 }
 
+/*
+ * civetweb's own error answers (malformed request line or headers, bad Content-Length or
+ * chunking, unsupported HTTP version, oversize head) in the API's shape: the JSON error, the
+ * security headers, "Connection: close", and always "HTTP/1.1" in the status line (civetweb
+ * echoes the request's version token, which is client text). A bad version is bad input:
+ * 400, not civetweb's 505. The message is fixed per status and never repeats client input.
+ */
+static int
+http_error_json(struct mg_connection *conn, int status, const char *errmsg)
+{
+	struct gw *gw = mg_get_user_data(mg_get_context(conn));
+	const char *code, *msg;
+	char out[1024], body[256], reqid[GW_REQID_LEN + 1];
+	uint64_t seq;
+	int n, blen;
+
+	(void)errmsg;
+	seq = gw != NULL ? atomic_fetch_add_explicit(&gw->reqid_seq, 1, memory_order_relaxed) : 0;
+	snprintf(reqid, sizeof(reqid), "%08x%08x", gw != NULL ? gw->reqid_prefix : 0,
+	    (unsigned)seq);
+	if (status == 505 || status < 400)
+		status = 400;
+	switch (status) {
+	case 400: code = "bad_request"; msg = "malformed http request"; break;
+	case 404: code = "not_found"; msg = "resource not found"; break;
+	case 405: code = "method_not_allowed"; msg = "method not allowed"; break;
+	case 411: code = "length_required"; msg = "request body length required"; break;
+	case 413: code = "payload_too_large"; msg = "request is too large"; break;
+	case 414: code = "uri_too_long"; msg = "request target is too long"; break;
+	case 431: code = "headers_too_large"; msg = "request headers are too large"; break;
+	default:
+		if (status >= 500) {
+			code = "internal";
+			msg = "internal error";
+		} else {
+			code = "bad_request";
+			msg = "bad request";
+		}
+		break;
+	}
+	blen = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
+	    code, msg);
+	n = snprintf(out, sizeof(out), "HTTP/1.1 %d %s\r\n"
+	    "Content-Type: application/json\r\n"
+	    "Content-Length: %d\r\n"
+	    "X-Content-Type-Options: nosniff\r\n"
+	    "X-Frame-Options: DENY\r\n"
+	    "Referrer-Policy: no-referrer\r\n"
+	    "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"
+	    "Cache-Control: no-store\r\n"
+	    "X-Request-Id: %s\r\n"
+	    "Connection: close\r\n\r\n%s",
+	    status, mg_get_response_code_text(conn, status), blen, reqid, body);
+	if (n > 0 && (size_t)n < sizeof(out))
+		mg_write(conn, out, (size_t)n);
+	log_debug("civetweb error answer %d (%s)", status, code);
+	return 0;
+}
+
 static int
 log_civetweb(const struct mg_connection *conn, const char *message)
 {
@@ -812,6 +920,7 @@ gw_server_start(const struct gw_server_config *cfg, struct gw **out)
 	pthread_once(&mg_once, mg_library_init);
 	memset(&cb, 0, sizeof(cb));
 	cb.log_message = log_civetweb;
+	cb.http_error = http_error_json;
 	cb.init_thread = on_init_thread;
 	cb.exit_thread = on_exit_thread;
 	memset(&init, 0, sizeof(init));

@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import random
+import socket
 import subprocess
 import time
 
@@ -133,6 +134,78 @@ def test_routing_and_bodies(gw, tok, uid):
     st, _, b = c.req("POST", "/monitors/0b5e0c5e-0000-4000-8000-000000000001/pause",
                      raw='{}')
     check_error(st, b, 400, "bad_request", "body on a route that takes none")
+
+
+def raw_exchange(port, data, timeout=5):
+    """Sends data as is on a fresh connection; returns everything the server sent until it
+    closed (or timeout)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    out = b""
+    try:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        s.close()
+    return out
+
+
+def test_malformed_http(gw, tok):
+    """civetweb's own refusals (found by tests/fuzz/api_fuzz.py) are JSON errors with the
+    security headers, never 5xx, and never echo the request's version token into the status
+    line; object keys with overlong or surrogate UTF-8 are refused, not echoed."""
+    auth = "Authorization: Bearer %s\r\n" % tok
+    cases = [
+        ("header line without a colon", 400,
+         "GET /api/v1/monitors HTTP/1.1\r\nHost: x\r\nNoColonHere\r\n\r\n"),
+        ("NUL in a header value", 400,
+         "GET /api/v1/monitors HTTP/1.1\r\nHost: x\r\nX-A: b\x00c\r\n\r\n"),
+        ("HTTP/9.9", 400, "GET /api/v1/monitors HTTP/9.9\r\nHost: x\r\n\r\n"),
+        ("space in the target", 400,
+         "GET /api/v1/monitors?a= 1=2 HTTP/1.1\r\nHost: x\r\nX-Evil: 1\r\n\r\n"),
+        ("empty Content-Length", 411,
+         "POST /api/v1/monitors HTTP/1.1\r\nHost: x\r\n" + auth +
+         "Content-Type: application/json\r\nContent-Length: \r\n\r\n{}"),
+        ("bad Transfer-Encoding", 400,
+         "POST /api/v1/monitors HTTP/1.1\r\nHost: x\r\n" + auth +
+         "Content-Type: application/json\r\nTransfer-Encoding: x\r\n\r\n2\r\n{}\r\n0\r\n\r\n"),
+        ("oversize header", 400,
+         "GET /api/v1/monitors HTTP/1.1\r\nHost: x\r\nX-Big: " + "v" * 70000 + "\r\n\r\n"),
+    ]
+    for what, want, req in cases:
+        out = raw_exchange(gw.port, req.encode("latin-1"))
+        head, _, body = out.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        check(lines[0].startswith("HTTP/1.1 %d " % want),
+              "%s: status line %r, want HTTP/1.1 %d" % (what, lines[0], want))
+        h = {}
+        for line in lines[1:]:
+            k, sep, v = line.partition(":")
+            check(sep == ":", "%s: answer header line without a colon %r" % (what, line))
+            h[k.strip().lower()] = v.strip()
+        check("x-evil" not in h and "host" not in h, "%s: request headers echoed: %r" % (
+            what, h))
+        check(h.get("content-type") == "application/json", "%s: content type %r" % (
+            what, h.get("content-type")))
+        check(h.get("connection") == "close", "%s: connection %r" % (what, h.get("connection")))
+        check_security(h, what)
+        check_error(want, json.loads(body.decode()), want,
+                    {400: "bad_request", 411: "length_required",
+                     413: "payload_too_large"}[want], what)
+    c = gw.client(tok)
+    for bad in (b'{"name\xc0\x80": 1}', b'{"name": "\xed\xa0\x80"}',
+                b'{"n": "\xf4\x90\x80\x80"}', b'{"n": "\xe0\x80\xaf"}'):
+        st, _, b = c.req("POST", "/monitors", raw=bad)
+        check_error(st, b, 400, "invalid_json", "non-RFC 3629 UTF-8 %r" % bad)
+    st, _, b = c.req("POST", "/monitors", raw='{"name": "\u00fc\u65e5\U0001F600 ok"}'.encode(),
+                     headers={"Content-Type": "application/json"})
+    check(st == 400 and b["error"]["code"] == "validation_failed",
+          "valid multi-byte UTF-8 still parses: %d %r" % (st, b))
+    print("malformed http: %d civetweb refusals are JSON, bad UTF-8 keys refused" % len(cases))
 
 
 def test_admin_recheck(gw, uid):
@@ -373,6 +446,7 @@ def main():
     try:
         test_routing_and_bodies(gw, tok, uid)
         test_admin_recheck(gw, uid)
+        test_malformed_http(gw, tok)
         test_keepalive(gw, tok)
         test_ops_endpoints(gw)
     finally:
