@@ -678,7 +678,6 @@ serve_ops(struct gw_req *r, const char *uri)
 		gw_reply_error(r, 405, "method_not_allowed", "method not allowed");
 		return gw_nroutes + SLOT_UNMATCHED;
 	}
-	r->priv->head = strcmp(r->method, "HEAD") == 0;
 	if (strcmp(uri, "/healthz") == 0) {
 		gw_send(r, 200, "text/plain; charset=utf-8", "ok\n", 3);
 		return gw_nroutes + SLOT_HEALTHZ;
@@ -758,7 +757,10 @@ handle(struct mg_connection *conn, void *cbdata)
 	priv.nhdr = 0;
 	priv.hlen = 0;
 	priv.db = NULL;
-	priv.amqp_held = priv.auto_replied = priv.head = false;
+	priv.amqp_held = priv.auto_replied = false;
+	/* no answer to a HEAD carries a body, errors included: a body there would be read as
+	 * the start of the next answer on a keep-alive connection */
+	priv.head = ri->request_method != NULL && strcmp(ri->request_method, "HEAD") == 0;
 	priv.captured = NULL;
 	seq = atomic_fetch_add_explicit(&gw->reqid_seq, 1, memory_order_relaxed);
 	snprintf(priv.reqid, sizeof(priv.reqid), "%08x%08x", gw->reqid_prefix,

@@ -80,6 +80,12 @@ class Req:
         head = "\r\n".join(lines + ["%s: %s" % (k, v) for k, v in hs]) + "\r\n\r\n"
         return head.encode("utf-8", "surrogateescape") + (self.body or b"")
 
+    def methods(self):
+        """The methods of the requests in wire(), in order (HEAD answers have no body)."""
+        if self.raw is None:
+            return [self.method]
+        return [m.decode() for m in re.findall(rb"(?:^|\r\n\r\n)([A-Za-z]+) ", self.raw)]
+
     def repro(self):
         w = self.wire()
         return "kind=%s\n%r" % (self.kind, w[:2000] + (b"...(%d bytes)" % len(w)
@@ -536,10 +542,11 @@ class Incomplete(Exception):
     pass
 
 
-def parse_answers(data, eof=True):
+def parse_answers(data, eof=True, methods=()):
     """[(status, headers dict, body bytes)] of the answers in data (Content-Length framed).
     Raises Incomplete when eof is False and the last answer is not whole yet."""
     out = []
+    finals = 0
     while data:
         if not eof and len(data) < 17:
             raise Incomplete()
@@ -558,7 +565,10 @@ def parse_answers(data, eof=True):
                 hdrs[k.strip().lower().decode("latin-1")] = v.strip().decode("latin-1")
         st = int(m.group(1))
         rest = data[end + 4:]
-        if "content-length" in hdrs:
+        head = st >= 200 and finals < len(methods) and methods[finals] == "HEAD"
+        if head:
+            body, data = b"", rest
+        elif "content-length" in hdrs:
             n = int(hdrs["content-length"])
             if len(rest) < n and not eof:
                 raise Incomplete()
@@ -570,8 +580,8 @@ def parse_answers(data, eof=True):
                 raise Incomplete()
             body, data = rest, b""
         out.append((st, hdrs, body))
-        if 100 <= st < 200:
-            continue
+        if st >= 200:
+            finals += 1
     return out
 
 
@@ -619,21 +629,25 @@ def send(host, port, req, deadline=ANSWER_S):
             data += chunk
             if req.kind != "raw-pipeline":
                 try:
-                    got = parse_answers(data, eof=False)
+                    got = parse_answers(data, eof=False, methods=req.methods())
                     if got and got[-1][0] >= 200:
                         break  # whole final answer: the connection may stay open
                 except Incomplete:
                     pass
     finally:
         s.close()
-    return (parse_answers(data) if data else []), time.time() - t0
+    return (parse_answers(data, methods=req.methods()) if data else []), time.time() - t0
 
 
 def check_answers(req, answers):
+    methods = req.methods()
+    finals = 0
     for st, hdrs, body in answers:
+        head = st >= 200 and finals < len(methods) and methods[finals] == "HEAD"
+        finals += st >= 200
         if st >= 500:
             raise Finding("status %d: %r" % (st, body[:300]))
-        if 400 <= st < 500 and not (req.method == "HEAD" and req.raw is None):
+        if 400 <= st < 500 and not head:
             try:
                 doc = json.loads(body.decode("utf-8"))
             except (ValueError, UnicodeDecodeError):
