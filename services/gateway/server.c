@@ -816,6 +816,7 @@ static int
 http_error_json(struct mg_connection *conn, int status, const char *errmsg)
 {
 	struct gw *gw = mg_get_user_data(mg_get_context(conn));
+	const struct mg_request_info *ri;
 	const char *code, *msg;
 	char out[1024], body[256], reqid[GW_REQID_LEN + 1];
 	uint64_t seq;
@@ -858,8 +859,13 @@ http_error_json(struct mg_connection *conn, int status, const char *errmsg)
 	    "X-Request-Id: %s\r\n"
 	    "Connection: close\r\n\r\n%s",
 	    status, mg_get_response_code_text(conn, status), blen, reqid, body);
-	if (n > 0 && (size_t)n < sizeof(out))
+	if (n > 0 && (size_t)n < sizeof(out)) {
+		ri = mg_get_request_info(conn);
+		if (ri != NULL && ri->request_method != NULL &&
+		    strcmp(ri->request_method, "HEAD") == 0)
+			n -= blen;	/* the head only: see handle() */
 		mg_write(conn, out, (size_t)n);
+	}
 	log_debug("civetweb error answer %d (%s)", status, code);
 	return 0;
 }

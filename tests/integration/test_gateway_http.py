@@ -202,6 +202,11 @@ def test_malformed_http(gw, tok):
         check_error(want, json.loads(body.decode()), want,
                     {400: "bad_request", 411: "length_required",
                      413: "payload_too_large"}[want], what)
+    # civetweb's refusal of a malformed HEAD is the head alone too
+    out = raw_exchange(gw.port, b"HEAD /api/v1/monitors HTTP/9.9\r\nHost: x\r\n\r\n")
+    head, sep, body = out.partition(b"\r\n\r\n")
+    check(head.startswith(b"HTTP/1.1 400 ") and sep and body == b"",
+          "malformed HEAD: %r" % out[:300])
     c = gw.client(tok)
     for bad in (b'{"name\xc0\x80": 1}', b'{"name": "\xed\xa0\x80"}',
                 b'{"n": "\xf4\x90\x80\x80"}', b'{"n": "\xe0\x80\xaf"}'):
