@@ -393,6 +393,10 @@ days_in_month(int y, int m)
 	return d[m - 1];
 }
 
+/* The last time upmon_time_format() writes with a four-digit year (9999-12-31T23:59:59.999Z):
+ * upmon_time_parse() accepts 0..this only, so every time it accepts formats and parses back. */
+#define TIME_MAX_MS	INT64_C(253402300799999)
+
 int
 upmon_time_parse(const char *s, int64_t *ms)
 {
@@ -409,6 +413,8 @@ upmon_time_parse(const char *s, int64_t *ms)
 			return -EINVAL;
 		for (; *p != '\0'; p++)
 			v = v * 10 + (*p - '0');
+		if (v > TIME_MAX_MS)
+			return -EINVAL;
 		*ms = v;
 		return 0;
 	}
@@ -447,6 +453,10 @@ upmon_time_parse(const char *s, int64_t *ms)
 	t = timegm(&tm);
 	if (t == (time_t)-1)
 		return -EINVAL;
-	*ms = ((int64_t)t - (int64_t)sign * (oh * 3600 + om * 60)) * 1000 + fms;
+	/* an offset can move a time out of range: 1970-01-01T00:30:00+01:00 */
+	v = ((int64_t)t - (int64_t)sign * (oh * 3600 + om * 60)) * 1000 + fms;
+	if (v < 0 || v > TIME_MAX_MS)
+		return -EINVAL;
+	*ms = v;
 	return 0;
 }
