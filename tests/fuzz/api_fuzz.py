@@ -566,8 +566,7 @@ def parse_answers(data, eof=True, methods=()):
         st = int(m.group(1))
         rest = data[end + 4:]
         head = st >= 200 and finals < len(methods) and methods[finals] == "HEAD"
-        if head and rest and hdrs.get("connection") == "close" and st == 400 and \
-                finals == len(methods) - 1:
+        if head and rest and hdrs.get("connection") == "close" and 400 <= st < 500:
             # civetweb refused a head it could not parse (too large): the method was never
             # read, so the JSON body follows; the connection closes, nothing can desync
             body, data = b"", b""
