@@ -793,6 +793,9 @@ def main():
                 check_answers(req, answers)
                 if gw is not None and gw.proc.poll() is not None:
                     raise Finding("gateway exited with %d" % gw.proc.returncode)
+                if gw is not None and n % 2000 == 0:
+                    print("  %d requests, %.0f s, rss %.1f MB" % (
+                        n, time.time() - started, rss_kb(gw.proc.pid) / 1024.0), flush=True)
                 if gw is not None and n % 200 == 0:
                     san = sanitizer_lines(gw.log)
                     if san:
