@@ -682,6 +682,14 @@ def setup_own(args):
     g.migrate()
     env = {"UPMON_GATEWAY_THREADS": "16"}
     gw = g.Gateway.start(env=env)
+    try:
+        return gw, setup_users(g, gw)
+    except BaseException:
+        gw.stop()  # a failed setup must not leave the gateway running
+        raise
+
+
+def setup_users(g, gw):
     tag = uuid.uuid4().hex[:8]
     a = gw.client()
     a.register("fz-a-%s@example.test" % tag, PW)
@@ -702,7 +710,7 @@ def setup_own(args):
     ctx["alert"] = g.psql("INSERT INTO alerts (owner_id, monitor_id, kind, dedup_key, message)"
                           " VALUES (:'v1', :'v2', 'down', 'down:fz', 'fz') RETURNING id",
                           me["id"], ctx["mon"])[0][0]
-    return gw, ctx
+    return ctx
 
 
 def ids(a, b):
