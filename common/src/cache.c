@@ -70,6 +70,8 @@ static const char incr_expire_lua[] =
     "end\n"
     "return {n, t}\n";
 
+static void cache_seterr(struct upmon_cache *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
 cache_seterr(struct upmon_cache *c, const char *fmt, ...)

@@ -59,6 +59,9 @@ enum db_kind { DB_PARAMS, DB_PREPARED, DB_SCRIPT };
 
 
 /* Copies msg into err->message as one line: newlines and tabs become spaces, trimmed. */
+static void db_set_error(struct upmon_db_error *err, int code, const char *sqlstate,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 static void
 db_set_error(struct upmon_db_error *err, int code, const char *sqlstate, const char *fmt, ...)
 {

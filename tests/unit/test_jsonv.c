@@ -185,6 +185,13 @@ test_time(void)
 	CHECK_EQ(upmon_time_parse("", &ms), -EINVAL);
 	CHECK_EQ(upmon_time_parse("-5", &ms), -EINVAL);
 	CHECK_EQ(upmon_time_parse("1234567890123456", &ms), -EINVAL);
+	/* only times upmon_time_format() writes back: 1970 .. 9999-12-31T23:59:59.999Z */
+	CHECK_EQ(upmon_time_parse("999999999999999", &ms), -EINVAL);
+	CHECK_EQ(upmon_time_parse("253402300799999", &ms), 0);
+	CHECK_EQ(upmon_time_parse("1970-01-01T00:30:00+01:00", &ms), -EINVAL);
+	CHECK_EQ(upmon_time_parse("9999-12-31T23:59:59.999-00:01", &ms), -EINVAL);
+	CHECK_EQ(upmon_time_parse("9999-12-31T23:59:59.999Z", &ms), 0);
+	CHECK_EQ(ms, 253402300799999LL);
 }
 
 int

@@ -4,9 +4,8 @@
  * wire limits of msg.h, whichever is tightest), how it reads from JSON (API bodies, imported
  * files), how it is written as JSON (API answers, exports) and how it goes to and from SQL.
  *
- *	struct upmon_monitor m;
+ *	struct upmon_monitor m;		(from_json fills it whole: no init before)
  *	struct json_object *fields;
- *	upmon_monitor_init(&m);
  *	if (upmon_monitor_from_json(body, UPMON_MONITOR_CREATE, NULL, &m, &fields) == -EINVAL)
  *		reply_400(fields);		(every bad field named)
  *	upmon_monitor_params(&m, &p); INSERT ... (UPMON_MONITOR_COLUMNS) VALUES (...)
