@@ -976,3 +976,25 @@ gw_settings(const struct gw_req *r)
 {
 	return r->gw->s;
 }
+
+void
+gw_req_detached_init(struct gw_req *r, struct gw_req_priv *p, const char *query,
+    const char *reqid)
+{
+	memset(r, 0, sizeof(*r));
+	memset(p, 0, sizeof(*p));
+	r->priv = p;
+	r->query = query;
+	r->method = "GET";
+	snprintf(p->reqid, sizeof(p->reqid), "%s", reqid);
+}
+
+void
+gw_req_detached_reset(struct gw_req *r)
+{
+	free(r->priv->captured);
+	r->priv->captured = NULL;
+	r->status = 0;
+	r->priv->nhdr = 0;
+	r->priv->hlen = 0;
+}

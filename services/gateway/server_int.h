@@ -135,8 +135,8 @@ struct gw_req_priv {
 	size_t hlen;
 	struct upmon_db *db;		/* leased from the pool, or NULL */
 	bool amqp_held;
-	bool auto_replied;
-	char *captured;			/* without conn (unit tests): the body sent, malloc'd */		/* a resource failure already answered 503 */
+	bool auto_replied;		/* a resource failure already answered 503 */
+	char *captured;			/* without conn (unit tests): the body sent, malloc'd */
 	bool head;			/* HEAD request: no body sent */
 };
 
@@ -146,6 +146,13 @@ struct gw_req_priv {
  * r->status. A second reply on the same request is logged and dropped. (server.c)
  */
 void gw_send(struct gw_req *r, int status, const char *ctype, const char *body, size_t len);
+
+/* A request without a connection (unit tests, fuzz targets): GET with the raw query string
+ * query, replies captured in p->captured (malloc'd) instead of sent. reset frees the capture
+ * and clears the reply state so the same request can answer again. (server.c) */
+void gw_req_detached_init(struct gw_req *r, struct gw_req_priv *p, const char *query,
+    const char *reqid);
+void gw_req_detached_reset(struct gw_req *r);
 
 /* Builds {"error": {"code", "message"[, "fields"]}} (takes fields; NULL = no "fields").
  * Returns a new object, or NULL when out of memory. (reply.c) */

@@ -20,21 +20,13 @@ struct fake {
 static void
 fake_init(struct fake *f, const char *query)
 {
-	memset(f, 0, sizeof(*f));
-	f->r.priv = &f->p;
-	f->r.query = query;
-	f->r.method = "GET";
-	snprintf(f->p.reqid, sizeof(f->p.reqid), "test");
+	gw_req_detached_init(&f->r, &f->p, query, "test");
 }
 
 static void
 fake_reset(struct fake *f)
 {
-	free(f->p.captured);
-	f->p.captured = NULL;
-	f->r.status = 0;
-	f->p.nhdr = 0;
-	f->p.hlen = 0;
+	gw_req_detached_reset(&f->r);
 }
 
 static void
