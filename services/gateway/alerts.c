@@ -43,22 +43,6 @@ is_uuid(const char *s)
 	return true;
 }
 
-static struct json_object *
-str_or_null(PGresult *res, int row, int col)
-{
-	if (PQgetisnull(res, row, col))
-		return NULL;
-	return json_object_new_string(PQgetvalue(res, row, col));
-}
-
-static struct json_object *
-time_or_null(PGresult *res, int row, int col)
-{
-	if (PQgetisnull(res, row, col))
-		return NULL;
-	return upmon_json_time(strtoll(PQgetvalue(res, row, col), NULL, 10));
-}
-
 /* One alert from a row of ALERT_COLS. */
 static struct json_object *
 alert_json(PGresult *res, int row)
@@ -71,14 +55,14 @@ alert_json(PGresult *res, int row)
 		details = json_object_new_object();
 	}
 	json_object_object_add(a, "id", json_object_new_string(PQgetvalue(res, row, 0)));
-	json_object_object_add(a, "monitor_id", str_or_null(res, row, 1));
-	json_object_object_add(a, "monitor_name", str_or_null(res, row, 2));
+	json_object_object_add(a, "monitor_id", gw_col_str(res, row, 1));
+	json_object_object_add(a, "monitor_name", gw_col_str(res, row, 2));
 	json_object_object_add(a, "kind", json_object_new_string(PQgetvalue(res, row, 3)));
 	json_object_object_add(a, "message", json_object_new_string(PQgetvalue(res, row, 4)));
 	json_object_object_add(a, "details", details);
-	json_object_object_add(a, "created_at", time_or_null(res, row, 6));
-	json_object_object_add(a, "acked_at", time_or_null(res, row, 7));
-	json_object_object_add(a, "acked_by", str_or_null(res, row, 8));
+	json_object_object_add(a, "created_at", gw_col_time(res, row, 6));
+	json_object_object_add(a, "acked_at", gw_col_time(res, row, 7));
+	json_object_object_add(a, "acked_by", gw_col_str(res, row, 8));
 	return a;
 }
 
@@ -231,20 +215,6 @@ gw_alerts_ack(struct gw_req *r)
 	PQclear(res);
 }
 
-static struct json_object *
-num_or_null(PGresult *res, int col)
-{
-	if (PQgetisnull(res, 0, col))
-		return NULL;
-	return json_object_new_double(strtod(PQgetvalue(res, 0, col), NULL));
-}
-
-static struct json_object *
-count(PGresult *res, int col)
-{
-	return json_object_new_int64(strtoll(PQgetvalue(res, 0, col), NULL, 10));
-}
-
 void
 gw_dashboard_summary(struct gw_req *r)
 {
@@ -280,13 +250,13 @@ gw_dashboard_summary(struct gw_req *r)
 		return;
 	mon = json_object_new_object();
 	for (i = 0; i < 5; i++)
-		json_object_object_add(mon, names[i], count(res, i));
+		json_object_object_add(mon, names[i], gw_col_int(res, 0, i));
 	out = json_object_new_object();
 	json_object_object_add(out, "monitors", mon);
-	json_object_object_add(out, "uptime_24h_pct", num_or_null(res, 5));
-	json_object_object_add(out, "p95_24h_ms", num_or_null(res, 6));
-	json_object_object_add(out, "alerts_today", count(res, 7));
-	json_object_object_add(out, "unacked_alerts", count(res, 8));
+	json_object_object_add(out, "uptime_24h_pct", gw_col_num(res, 0, 5));
+	json_object_object_add(out, "p95_24h_ms", gw_col_num(res, 0, 6));
+	json_object_object_add(out, "alerts_today", gw_col_int(res, 0, 7));
+	json_object_object_add(out, "unacked_alerts", gw_col_int(res, 0, 8));
 	gw_reply_json(r, 200, out);
 	PQclear(res);
 }

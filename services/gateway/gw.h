@@ -252,6 +252,18 @@ int gw_page_parse(struct gw_req *r, long def, long max, struct gw_page *p);
 void gw_page_reply(struct gw_req *r, const struct gw_page *p, PGresult *res, int nrows,
     int ms_col, int id_col, struct json_object *items);
 
+/* ---- result columns as JSON (reply.c) -------------------------------------------------- */
+
+/* Column col of row as a new JSON value, or NULL (JSON null) when it is SQL NULL: an integer,
+ * a number, a string, a boolean ('t'), or a time from Unix milliseconds (upmon_ts_to_ms in
+ * SQL) as RFC 3339. gw_col_i64 is the bare integer (0 for NULL). */
+int64_t gw_col_i64(const PGresult *res, int row, int col);
+struct json_object *gw_col_int(const PGresult *res, int row, int col);
+struct json_object *gw_col_num(const PGresult *res, int row, int col);
+struct json_object *gw_col_str(const PGresult *res, int row, int col);
+struct json_object *gw_col_bool(const PGresult *res, int row, int col);
+struct json_object *gw_col_time(const PGresult *res, int row, int col);
+
 /* ---- SQL fragments ---------------------------------------------------------------------- */
 
 /*

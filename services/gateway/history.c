@@ -36,54 +36,6 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int64_t
-col_i64(const PGresult *res, int row, int col)
-{
-	return strtoll(PQgetvalue(res, row, col), NULL, 10);
-}
-
-/* An integer column as JSON, null when SQL NULL. */
-static struct json_object *
-col_int(const PGresult *res, int row, int col)
-{
-	if (PQgetisnull(res, row, col))
-		return NULL;
-	return json_object_new_int64(col_i64(res, row, col));
-}
-
-static struct json_object *
-col_num(const PGresult *res, int row, int col)
-{
-	if (PQgetisnull(res, row, col))
-		return NULL;
-	return json_object_new_double(strtod(PQgetvalue(res, row, col), NULL));
-}
-
-static struct json_object *
-col_str(const PGresult *res, int row, int col)
-{
-	if (PQgetisnull(res, row, col))
-		return NULL;
-	return json_object_new_string_len(PQgetvalue(res, row, col),
-	    PQgetlength(res, row, col));
-}
-
-static struct json_object *
-col_bool(const PGresult *res, int row, int col)
-{
-	if (PQgetisnull(res, row, col))
-		return NULL;
-	return json_object_new_boolean(PQgetvalue(res, row, col)[0] == 't');
-}
-
-static struct json_object *
-col_time(const PGresult *res, int row, int col)
-{
-	if (PQgetisnull(res, row, col))
-		return NULL;
-	return upmon_json_time(col_i64(res, row, col));
-}
-
 /* Adds {"dns_ms", ..., "total_ms"} from five consecutive columns starting at col. */
 static void
 add_timings_pg(struct json_object *obj, const PGresult *res, int row, int col)
@@ -95,7 +47,7 @@ add_timings_pg(struct json_object *obj, const PGresult *res, int row, int col)
 	int i;
 
 	for (i = 0; i < 5; i++)
-		json_object_object_add(t, names[i], col_int(res, row, col + i));
+		json_object_object_add(t, names[i], gw_col_int(res, row, col + i));
 	json_object_object_add(obj, "timings", t);
 }
 
@@ -150,17 +102,17 @@ check_item(const PGresult *res, int i)
 {
 	struct json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "scheduled_at", col_time(res, i, 0));
-	json_object_object_add(o, "attempt", col_int(res, i, 1));
-	json_object_object_add(o, "final", col_bool(res, i, 2));
-	json_object_object_add(o, "ok", col_bool(res, i, 3));
-	json_object_object_add(o, "status_code", col_int(res, i, 4));
-	json_object_object_add(o, "latency_ms", col_int(res, i, 5));
-	json_object_object_add(o, "error", col_str(res, i, 6));
+	json_object_object_add(o, "scheduled_at", gw_col_time(res, i, 0));
+	json_object_object_add(o, "attempt", gw_col_int(res, i, 1));
+	json_object_object_add(o, "final", gw_col_bool(res, i, 2));
+	json_object_object_add(o, "ok", gw_col_bool(res, i, 3));
+	json_object_object_add(o, "status_code", gw_col_int(res, i, 4));
+	json_object_object_add(o, "latency_ms", gw_col_int(res, i, 5));
+	json_object_object_add(o, "error", gw_col_str(res, i, 6));
 	add_timings_pg(o, res, i, 7);
-	json_object_object_add(o, "cert_days_left", col_int(res, i, 12));
-	json_object_object_add(o, "checked_at", col_time(res, i, 13));
-	json_object_object_add(o, "probe_host", col_str(res, i, 14));
+	json_object_object_add(o, "cert_days_left", gw_col_int(res, i, 12));
+	json_object_object_add(o, "checked_at", gw_col_time(res, i, 13));
+	json_object_object_add(o, "probe_host", gw_col_str(res, i, 14));
 	return o;
 }
 
@@ -223,7 +175,7 @@ gw_history_checks(struct gw_req *r)
 		json_object_array_add(items, check_item(res, i));
 	next[0] = '\0';
 	if (n > limit) {
-		ckey = col_i64(res, (int)limit - 1, 0) * ATT_SPAN + col_i64(res, (int)limit - 1, 1);
+		ckey = gw_col_i64(res, (int)limit - 1, 0) * ATT_SPAN + gw_col_i64(res, (int)limit - 1, 1);
 		if (gw_cursor_encode(ckey, r->params[0], next, sizeof(next)) < 0)
 			next[0] = '\0';
 	}
@@ -370,21 +322,21 @@ gw_history_status(struct gw_req *r)
 	}
 	o = json_object_new_object();
 	json_object_object_add(o, "monitor_id", json_object_new_string(r->params[0]));
-	json_object_object_add(o, "status", col_str(res, 0, 0));
-	json_object_object_add(o, "since", col_time(res, 0, 1));
-	json_object_object_add(o, "checked_at", col_time(res, 0, 2));
-	json_object_object_add(o, "scheduled_at", col_time(res, 0, 3));
-	json_object_object_add(o, "attempt", col_int(res, 0, 4));
-	json_object_object_add(o, "ok", col_bool(res, 0, 5));
-	json_object_object_add(o, "status_code", col_int(res, 0, 6));
-	json_object_object_add(o, "latency_ms", col_int(res, 0, 7));
-	json_object_object_add(o, "error", col_str(res, 0, 8));
+	json_object_object_add(o, "status", gw_col_str(res, 0, 0));
+	json_object_object_add(o, "since", gw_col_time(res, 0, 1));
+	json_object_object_add(o, "checked_at", gw_col_time(res, 0, 2));
+	json_object_object_add(o, "scheduled_at", gw_col_time(res, 0, 3));
+	json_object_object_add(o, "attempt", gw_col_int(res, 0, 4));
+	json_object_object_add(o, "ok", gw_col_bool(res, 0, 5));
+	json_object_object_add(o, "status_code", gw_col_int(res, 0, 6));
+	json_object_object_add(o, "latency_ms", gw_col_int(res, 0, 7));
+	json_object_object_add(o, "error", gw_col_str(res, 0, 8));
 	if (add_timings_db(r, o, res) < 0) {
 		json_object_put(o);
 		PQclear(res);
 		return;
 	}
-	json_object_object_add(o, "cert_days_left", col_int(res, 0, 9));
+	json_object_object_add(o, "cert_days_left", gw_col_int(res, 0, 9));
 	json_object_object_add(o, "source", json_object_new_string("database"));
 	PQclear(res);
 	gw_reply_json(r, 200, o);
@@ -460,19 +412,19 @@ gw_history_summary(struct gw_req *r)
 	}
 	o = json_object_new_object();
 	json_object_object_add(o, "window", json_object_new_string(windows[w]));
-	json_object_object_add(o, "from", col_time(res, 0, 0));
-	json_object_object_add(o, "to", col_time(res, 0, 1));
-	json_object_object_add(o, "uptime_pct", col_num(res, 0, 5));
-	json_object_object_add(o, "checks", col_int(res, 0, 2));
-	json_object_object_add(o, "failures", col_int(res, 0, 3));
-	json_object_object_add(o, "maintenance_checks", col_int(res, 0, 4));
-	json_object_object_add(o, "avg_ms", col_num(res, 0, 6));
-	json_object_object_add(o, "p50_ms", col_num(res, 0, 7));
-	json_object_object_add(o, "p95_ms", col_num(res, 0, 8));
-	json_object_object_add(o, "p99_ms", col_num(res, 0, 9));
-	json_object_object_add(o, "max_ms", col_num(res, 0, 10));
-	json_object_object_add(o, "incidents", col_int(res, 0, 12));
-	json_object_object_add(o, "downtime_seconds", col_int(res, 0, 11));
+	json_object_object_add(o, "from", gw_col_time(res, 0, 0));
+	json_object_object_add(o, "to", gw_col_time(res, 0, 1));
+	json_object_object_add(o, "uptime_pct", gw_col_num(res, 0, 5));
+	json_object_object_add(o, "checks", gw_col_int(res, 0, 2));
+	json_object_object_add(o, "failures", gw_col_int(res, 0, 3));
+	json_object_object_add(o, "maintenance_checks", gw_col_int(res, 0, 4));
+	json_object_object_add(o, "avg_ms", gw_col_num(res, 0, 6));
+	json_object_object_add(o, "p50_ms", gw_col_num(res, 0, 7));
+	json_object_object_add(o, "p95_ms", gw_col_num(res, 0, 8));
+	json_object_object_add(o, "p99_ms", gw_col_num(res, 0, 9));
+	json_object_object_add(o, "max_ms", gw_col_num(res, 0, 10));
+	json_object_object_add(o, "incidents", gw_col_int(res, 0, 12));
+	json_object_object_add(o, "downtime_seconds", gw_col_int(res, 0, 11));
 	PQclear(res);
 	gw_reply_json(r, 200, o);
 }
@@ -508,13 +460,13 @@ incident_item(const PGresult *res, int i)
 	struct json_object *o = json_object_new_object();
 	int open = PQgetisnull(res, i, 3);
 
-	json_object_object_add(o, "id", col_str(res, i, 0));
-	json_object_object_add(o, "started_at", col_time(res, i, 1));
-	json_object_object_add(o, "resolved_at", col_time(res, i, 2));
-	json_object_object_add(o, "duration_seconds", open ? NULL : col_int(res, i, 5));
+	json_object_object_add(o, "id", gw_col_str(res, i, 0));
+	json_object_object_add(o, "started_at", gw_col_time(res, i, 1));
+	json_object_object_add(o, "resolved_at", gw_col_time(res, i, 2));
+	json_object_object_add(o, "duration_seconds", open ? NULL : gw_col_int(res, i, 5));
 	json_object_object_add(o, "ongoing", json_object_new_boolean(open));
-	json_object_object_add(o, "message", col_str(res, i, 4));
-	json_object_object_add(o, "recovery_alert_id", col_str(res, i, 3));
+	json_object_object_add(o, "message", gw_col_str(res, i, 4));
+	json_object_object_add(o, "recovery_alert_id", gw_col_str(res, i, 3));
 	return o;
 }
 

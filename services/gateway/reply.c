@@ -564,3 +564,52 @@ gw_page_reply(struct gw_req *r, const struct gw_page *p, PGresult *res, int nrow
 		next[0] = '\0';
 	gw_reply_page(r, items, next);
 }
+
+/* ---- result columns as JSON ----------------------------------------------------------- */
+
+int64_t
+gw_col_i64(const PGresult *res, int row, int col)
+{
+	return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+struct json_object *
+gw_col_int(const PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return NULL;
+	return json_object_new_int64(gw_col_i64(res, row, col));
+}
+
+struct json_object *
+gw_col_num(const PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return NULL;
+	return json_object_new_double(strtod(PQgetvalue(res, row, col), NULL));
+}
+
+struct json_object *
+gw_col_str(const PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return NULL;
+	return json_object_new_string_len(PQgetvalue(res, row, col),
+	    PQgetlength(res, row, col));
+}
+
+struct json_object *
+gw_col_bool(const PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return NULL;
+	return json_object_new_boolean(PQgetvalue(res, row, col)[0] == 't');
+}
+
+struct json_object *
+gw_col_time(const PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return NULL;
+	return upmon_json_time(gw_col_i64(res, row, col));
+}
