@@ -32,7 +32,8 @@ aport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); 
 log=$tmp/gw.log
 UPMON_GATEWAY_ADDR=127.0.0.1 UPMON_GATEWAY_PORT=$port UPMON_ADMIN_PORT=$aport \
   UPMON_GATEWAY_JWT_SECRET=upmon-test-secret-0123456789-abcdefghij \
-  UPMON_GATEWAY_RATE_AUTH_IP_PER_MIN=100000 "$gw" >"$log" 2>&1 &
+  UPMON_GATEWAY_RATE_AUTH_IP_PER_MIN=100000 UPMON_GATEWAY_RATE_IP_PER_MIN=1000000 \
+  "$gw" >"$log" 2>&1 &
 gwpid=$!
 for _ in $(seq 100); do
   curl -fsS -m 2 "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
