@@ -152,7 +152,10 @@ struct upmon_alert_event {
 	char *target;			/* URL or host:port, 1..2048 bytes */
 	int64_t at;			/* Unix ms */
 	char *error;			/* 1..1024 bytes, NULL = none */
-	int64_t outage_seconds;		/* recovery only: 0..315360000 */
+	int64_t outage_seconds;		/* recovery: the outage; down with reminder: down
+					 * for so long so far; 0..315360000 */
+	bool reminder;			/* down only: a reminder that the monitor is still
+					 * down (wire field "reminder", omitted when false) */
 	int cert_days_left;		/* tls_expiry only: -36500..36500 */
 	char task_id[UPMON_TASK_ID_MAX + 1];	/* system_error only */
 	int attempts;			/* system_error only: 1..100 */
