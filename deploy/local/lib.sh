@@ -674,6 +674,13 @@ svc_start() {
   if [[ $name == probe ]]; then
     envs+=("UPMON_PROBE_SSRF_ALLOW=${UPMON_PROBE_SSRF_ALLOW:-127.0.0.0/8,::1/128}")
   fi
+  # The mailer sends to the stack's SMTP sink (plain SMTP on loopback), links to the local
+  # gateway, and may post webhooks to loopback receivers (same reasoning as the probe's).
+  if [[ $name == mailer ]]; then
+    envs+=("UPMON_SMTP_TLS=${UPMON_SMTP_TLS:-none}"
+           "UPMON_MAILER_DASHBOARD_URL=${UPMON_MAILER_DASHBOARD_URL:-http://127.0.0.1:$PORT_GATEWAY}"
+           "UPMON_MAILER_SSRF_ALLOW=${UPMON_MAILER_SSRF_ALLOW:-127.0.0.0/8,::1/128}")
+  fi
   start_bg "$name" "$S" env "${envs[@]}" "$BIN/upmon-$name"
 }
 

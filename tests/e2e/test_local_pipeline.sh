@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# deploy/local/up with the services: the scheduler, the probe and the gateway start, become
-# ready, and the stack's self-monitors (deploy/local/selfmon.sql) are checked and all come up,
+# deploy/local/up with the services: the scheduler, the probe, the gateway and the mailer
+# start, become ready, and the stack's self-monitors (deploy/local/selfmon.sql) are checked and all come up,
 # with their latest status in Redis; the admin account's password is printed once and saved
 # in admin-credentials (mode 600), it logs in to the API, which lists the self-monitors and
 # reports one up; up again changes nothing (not the password either); down leaves no process
@@ -24,7 +24,7 @@ export UPMON_STATE_DIR=$s
 
 fail() {
   echo "FAIL: $*" >&2
-  tail -n 30 "$s"/log/scheduler.log "$s"/log/probe.log "$s"/log/gateway.log >&2 2>/dev/null || true
+  tail -n 30 "$s"/log/scheduler.log "$s"/log/probe.log "$s"/log/gateway.log "$s"/log/mailer.log >&2 2>/dev/null || true
   exit 1
 }
 step() { echo "== $*"; }
@@ -45,11 +45,16 @@ rm -f "$s.up.log"
 eval "$("$local_dir/env")"
 sql() { psql -X -q -At -v ON_ERROR_STOP=1 "$UPMON_PG_URL" -c "$1"; }
 
-for svc in scheduler probe gateway; do
+for svc in scheduler probe gateway mailer; do
   "$local_dir/ctl" status "$svc" | grep -q running || fail "$svc is not running"
 done
+# the mailer is ready (its admin /readyz: AMQP and PostgreSQL connected)
+mailer_admin=$(sed -n 's/^PORT_MAILER_ADMIN=//p' "$s/stack.env")
+curl -fsS -m 5 "http://127.0.0.1:$mailer_admin/readyz" >/dev/null || fail "mailer /readyz"
 n=$(sql "SELECT count(*) FROM monitors WHERE 'self' = ANY (tags)")
-((n >= 7)) || fail "expected at least 7 self-monitors, found $n"
+((n >= 9)) || fail "expected at least 9 self-monitors (with the gateway's and the mailer's), found $n"
+[[ -n $(sql "SELECT id FROM monitors WHERE name = 'upmon-mailer health' AND 'self' = ANY (tags)") ]] ||
+  fail "no self-monitor of the mailer"
 
 step "every self-monitor comes up"
 deadline=$((SECONDS + 45))
