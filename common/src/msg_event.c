@@ -54,6 +54,11 @@ static const struct mf alert_fields[] = {
 	{ "at", MF_I64, MF_REQ, MSG_TIME_MIN, MSG_TIME_MAX, 0, A(at), 0, NULL },
 	{ "error", MF_STR, 0, 1, UPMON_ERROR_MAX, 0, A(error), TX_ANY, NULL },
 };
+/* down: a reminder says so, and for how long the monitor has been down (alert_rules) */
+static const struct mf alert_down[] = {
+	{ "reminder", MF_BOOL, MF_OMIT, 0, 0, 0, A(reminder), 0, NULL },
+	{ "outage_seconds", MF_I64, MF_OMIT, 0, 315360000, 0, A(outage_seconds), 0, NULL },
+};
 static const struct mf alert_recovery[] = {
 	{ "outage_seconds", MF_I64, MF_REQ, 0, 315360000, 0, A(outage_seconds), 0, NULL },
 };
@@ -70,7 +75,7 @@ static const struct {
 	const struct mf *f;
 	size_t n;
 } kind_fields[] = {
-	{ NULL, 0 },
+	{ alert_down, N(alert_down) },
 	{ alert_recovery, N(alert_recovery) },
 	{ alert_system_error, N(alert_system_error) },
 	{ alert_tls_expiry, N(alert_tls_expiry) },
@@ -262,10 +267,13 @@ upmon_alert_event_release(struct upmon_alert_event *ev)
 
 /* Rules across fields: a monitor id, name and target are required except for system errors,
  * which in turn must say what went wrong, and for test notifications, which must name their
- * channel and may lack a monitor. */
+ * channel and may lack a monitor; only a down alert may be a reminder, and only a reminder
+ * says for how long the monitor has been down. */
 static int
 alert_rules(struct mctx *c, const struct upmon_alert_event *ev)
 {
+	if (ev->reminder && ev->kind != UPMON_ALERT_DOWN)
+		return mfail(c, "reminder", "only allowed for kind \"down\"");
 	if (ev->kind == UPMON_ALERT_TEST) {
 		if (ev->channel_id[0] == '\0')
 			return mfail(c, "channel_id", "missing (required for kind \"test\")");
@@ -278,6 +286,9 @@ alert_rules(struct mctx *c, const struct upmon_alert_event *ev)
 			return mfail(c, "error", "missing (required for kind \"system_error\")");
 		return 0;
 	}
+	if (ev->kind == UPMON_ALERT_DOWN && !ev->reminder && ev->outage_seconds != 0)
+		return mfail(c, "outage_seconds", "not allowed for kind \"down\" without "
+		    "\"reminder\": true");
 	if (ev->monitor_name == NULL)
 		return mfail(c, "monitor_name", "missing");
 	if (ev->target == NULL)
@@ -321,6 +332,17 @@ alert_key_ok(const char *key, const void *arg)
 	return "unknown field";
 }
 
+/* A down alert carries outage_seconds only as a reminder (even "outage_seconds": 0). */
+static int
+down_rules(struct mctx *c, json_object *root, const struct upmon_alert_event *ev)
+{
+	if (ev->kind == UPMON_ALERT_DOWN && !ev->reminder &&
+	    json_object_object_get_ex(root, "outage_seconds", NULL))
+		return mfail(c, "outage_seconds", "not allowed for kind \"down\" without "
+		    "\"reminder\": true");
+	return 0;
+}
+
 int
 upmon_msg_alert_decode(const char *buf, size_t len, struct upmon_alert_event *out,
     char *err, size_t errlen)
@@ -336,6 +358,7 @@ upmon_msg_alert_decode(const char *buf, size_t len, struct upmon_alert_event *ou
 	    (rc = mf_check_keys(&c, root, alert_key_ok, out)) < 0 ||
 	    (rc = mf_decode(&c, root, kind_fields[out->kind].f, kind_fields[out->kind].n,
 	    out)) < 0 ||
+	    (rc = down_rules(&c, root, out)) < 0 ||
 	    (rc = alert_rules(&c, out)) < 0)
 		goto fail;
 	json_object_put(root);

@@ -569,6 +569,25 @@ static const struct bad_case bad_alerts[] = {
 	  "alert: field \"outage_seconds\": missing" },
 	{ "down with outage", AL_HEAD "\"kind\":\"down\",\"outage_seconds\":5}", -EINVAL,
 	  "alert: field \"outage_seconds\": not allowed for kind \"down\"" },
+	{ "down with zero outage", AL_HEAD "\"kind\":\"down\",\"outage_seconds\":0}", -EINVAL,
+	  "alert: field \"outage_seconds\": not allowed for kind \"down\" without \"reminder\"" },
+	{ "not a reminder with outage", AL_HEAD "\"kind\":\"down\",\"reminder\":false,"
+	  "\"outage_seconds\":5}", -EINVAL,
+	  "alert: field \"outage_seconds\": not allowed for kind \"down\" without \"reminder\"" },
+	{ "reminder as string", AL_HEAD "\"kind\":\"down\",\"reminder\":\"true\"}", -EINVAL,
+	  "alert: field \"reminder\": expected boolean" },
+	{ "reminder outage too long", AL_HEAD "\"kind\":\"down\",\"reminder\":true,"
+	  "\"outage_seconds\":315360001}", -EINVAL,
+	  "alert: field \"outage_seconds\": expected integer 0..315360000, got 315360001" },
+	{ "recovery reminder", AL_HEAD "\"kind\":\"recovery\",\"outage_seconds\":5,"
+	  "\"reminder\":true}", -EINVAL,
+	  "alert: field \"reminder\": not allowed for kind \"recovery\"" },
+	{ "tls reminder", AL_HEAD "\"kind\":\"tls_expiry\",\"cert_days_left\":3,"
+	  "\"reminder\":false}", -EINVAL,
+	  "alert: field \"reminder\": not allowed for kind \"tls_expiry\"" },
+	{ "test reminder", AL_HEAD "\"kind\":\"test\",\"channel_id\":\"c1\","
+	  "\"reminder\":true}", -EINVAL,
+	  "alert: field \"reminder\": not allowed for kind \"test\"" },
 	{ "negative outage", AL_HEAD "\"kind\":\"recovery\",\"outage_seconds\":-1}", -EINVAL,
 	  "alert: field \"outage_seconds\": expected integer 0..315360000, got -1" },
 	{ "tls without days", AL_HEAD "\"kind\":\"tls_expiry\"}", -EINVAL,
@@ -741,6 +760,67 @@ test_alert_events(void)
 	upmon_alert_event_release(&ev);
 }
 
+/* A DOWN reminder: "reminder": true and how long the monitor has been down so far. */
+static void
+test_alert_reminder(void)
+{
+	struct upmon_alert_event ev, d;
+	char *json = NULL, err[256], key[64];
+	size_t len;
+
+	sample_alert(&ev, UPMON_ALERT_DOWN);
+	CHECK(!ev.reminder);
+	REQUIRE(upmon_msg_alert_encode(&ev, &json, &len) == 0);
+	CHECK(strstr(json, "reminder") == NULL);	/* omitted when false */
+	CHECK_EQ(upmon_msg_alert_decode(json, len, &d, err, sizeof(err)), 0);
+	CHECK(!d.reminder);
+	CHECK_EQ(d.outage_seconds, 0);
+	free(json);
+	upmon_alert_event_release(&d);
+
+	ev.reminder = true;
+	ev.outage_seconds = 7260;
+	REQUIRE(upmon_msg_alert_encode(&ev, &json, &len) == 0);
+	CHECK_CONTAINS(json, "\"reminder\":true");
+	CHECK_CONTAINS(json, "\"outage_seconds\":7260");
+	CHECK_EQ(upmon_msg_alert_decode(json, len, &d, err, sizeof(err)), 0);
+	CHECK_EQ(d.kind, UPMON_ALERT_DOWN);
+	CHECK(d.reminder);
+	CHECK_EQ(d.outage_seconds, 7260);
+	CHECK_STR(d.error, ev.error);
+	CHECK_EQ(upmon_msg_alert_routing_key(&d, key, sizeof(key)), 0);
+	CHECK_STR(key, "alert.down");
+	free(json);
+	upmon_alert_event_release(&d);
+
+	/* a reminder may not yet know its duration (0 is omitted and decodes as 0) */
+	ev.outage_seconds = 0;
+	REQUIRE(upmon_msg_alert_encode(&ev, &json, &len) == 0);
+	CHECK(strstr(json, "outage_seconds") == NULL);
+	CHECK_EQ(upmon_msg_alert_decode(json, len, &d, err, sizeof(err)), 0);
+	CHECK(d.reminder);
+	free(json);
+	upmon_alert_event_release(&d);
+
+	/* the encoder refuses what the decoder would */
+	ev.outage_seconds = 315360001;
+	CHECK_EQ(upmon_msg_alert_encode(&ev, &json, &len), -EINVAL);
+	CHECK(json == NULL);
+	ev.reminder = false;
+	ev.outage_seconds = 5;
+	CHECK_EQ(upmon_alert_event_validate(&ev, err, sizeof(err)), -EINVAL);
+	CHECK_CONTAINS(err, "alert: field \"outage_seconds\": not allowed for kind \"down\"");
+	CHECK_EQ(upmon_msg_alert_encode(&ev, &json, &len), -EINVAL);
+	ev.outage_seconds = 5;
+	ev.reminder = true;
+	ev.kind = UPMON_ALERT_RECOVERY;
+	CHECK_EQ(upmon_alert_event_validate(&ev, err, sizeof(err)), -EINVAL);
+	CHECK_STR(err, "alert: field \"reminder\": only allowed for kind \"down\"");
+	ev.kind = UPMON_ALERT_TLS_EXPIRY;
+	CHECK_EQ(upmon_msg_alert_encode(&ev, &json, &len), -EINVAL);
+	upmon_alert_event_release(&ev);
+}
+
 static void
 test_names(void)
 {
@@ -783,6 +863,7 @@ main(void)
 	RUN(test_status_events);
 	RUN(run_event_cases);
 	RUN(test_alert_events);
+	RUN(test_alert_reminder);
 	RUN(test_names);
 	return test_finish();
 }
