@@ -493,3 +493,201 @@ out:
 	free(json);
 	upmon_alert_event_release(&ev);
 }
+
+/* ---- monitor <-> channel links ---------------------------------------------------------- */
+
+#define LINKS_MAX	32
+
+/* The caller's channels linked to monitor $1 (owner $2), ordered by name, id. */
+static const char links_sql[] = "SELECT " CHAN_COLS " FROM notification_channels"
+    " WHERE owner_id = $2::uuid AND id IN (SELECT channel_id FROM monitor_channels"
+    "  WHERE monitor_id = $1::uuid AND owner_id = $2::uuid)"
+    " ORDER BY name, id";
+
+/* A uuid (8-4-4-4-12 hex digits, either case) copied in lowercase into out. */
+static bool
+link_uuid(const char *s, char out[GW_UUID_LEN + 1])
+{
+	size_t i;
+
+	if (strlen(s) != GW_UUID_LEN)
+		return false;
+	for (i = 0; i < GW_UUID_LEN; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return false;
+			out[i] = '-';
+		} else if (s[i] >= '0' && s[i] <= '9') {
+			out[i] = s[i];
+		} else if ((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'f') {
+			out[i] = (char)(s[i] | 0x20);
+		} else {
+			return false;
+		}
+	}
+	out[GW_UUID_LEN] = '\0';
+	return true;
+}
+
+/* Answers {"items": [...]} with the monitor's linked channels (after checking that the monitor
+ * is the caller's: 404 otherwise). */
+static void
+links_reply(struct gw_req *r)
+{
+	static const char msql[] = "SELECT 1 FROM monitors WHERE id = $1::uuid"
+	    " AND owner_id = $2::uuid";
+	const char *params[2] = { r->params[0], r->user.id };
+	struct json_object *o, *items;
+	PGresult *res = NULL;
+	int n, i;
+
+	if (gw_sql(r, UPMON_DB_IDEMPOTENT, msql, 2, params, &res) < 0)
+		return;
+	n = PQntuples(res);
+	PQclear(res);
+	if (n != 1) {
+		gw_reply_not_found(r, "monitor");
+		return;
+	}
+	if (gw_sql(r, UPMON_DB_IDEMPOTENT, links_sql, 2, params, &res) < 0)
+		return;
+	n = PQntuples(res);
+	items = json_object_new_array();
+	for (i = 0; i < n; i++)
+		json_object_array_add(items, chan_json(res, i));
+	PQclear(res);
+	o = json_object_new_object();
+	json_object_object_add(o, "items", items);
+	gw_reply_json(r, 200, o);
+}
+
+void
+gw_monitor_channels_get(struct gw_req *r)
+{
+	static const char *const allowed[] = { NULL };
+
+	if (gw_query_allow(r, allowed) < 0)
+		return;
+	links_reply(r);
+}
+
+/*
+ * Reads {"channel_ids": [uuid, ...]} (0..LINKS_MAX unique uuids) into arr as a PostgreSQL
+ * array literal "{a,b}". Replies 400 naming every bad field and returns -EINVAL.
+ */
+static int
+links_parse(struct gw_req *r, char arr[2 + LINKS_MAX * (GW_UUID_LEN + 1)])
+{
+	static const char *const allowed[] = { "channel_ids", NULL };
+	char ids[LINKS_MAX][GW_UUID_LEN + 1];
+	struct json_object *a = NULL;
+	struct upmon_jv v;
+	size_t i, j, n, len;
+	char key[48];
+
+	upmon_jv_init(&v, r->body);
+	upmon_jv_allow(&v, allowed);
+	if (upmon_jv_string_array(&v, "channel_ids", LINKS_MAX, 1, 64,
+	    UPMON_JV_REQUIRED | UPMON_JV_NO_CTRL, &a) == 0 && a != NULL) {
+		n = json_object_array_length(a);
+		for (i = 0; i < n; i++) {
+			snprintf(key, sizeof(key), "channel_ids[%zu]", i);
+			if (!link_uuid(json_object_get_string(json_object_array_get_idx(a, i)),
+			    ids[i])) {
+				upmon_jv_fail(&v, key, "must be a uuid");
+				continue;
+			}
+			for (j = 0; j < i; j++)
+				if (strcmp(ids[i], ids[j]) == 0)
+					upmon_jv_fail(&v, key, "duplicate channel %s", ids[i]);
+		}
+	}
+	if (!upmon_jv_ok(&v)) {
+		gw_reply_fields(r, upmon_jv_take_fields(&v));
+		upmon_jv_release(&v);
+		return -EINVAL;
+	}
+	upmon_jv_release(&v);
+	n = json_object_array_length(a);
+	len = 0;
+	arr[len++] = '{';
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			arr[len++] = ',';
+		memcpy(arr + len, ids[i], GW_UUID_LEN);
+		len += GW_UUID_LEN;
+	}
+	arr[len++] = '}';
+	arr[len] = '\0';
+	return 0;
+}
+
+void
+gw_monitor_channels_put(struct gw_req *r)
+{
+	static const char lock_sql[] = "SELECT 1 FROM monitors WHERE id = $1::uuid"
+	    " AND owner_id = $2::uuid FOR NO KEY UPDATE";
+	/* ($1 is named only so that every statement takes the same three parameters) */
+	static const char unknown_sql[] = "SELECT u.id FROM unnest($3::uuid[])"
+	    " WITH ORDINALITY AS u(id, n) WHERE $1::uuid IS NOT NULL AND NOT EXISTS"
+	    " (SELECT 1 FROM notification_channels c WHERE c.id = u.id"
+	    "  AND c.owner_id = $2::uuid) ORDER BY u.n LIMIT 1";
+	static const char del_sql[] = "DELETE FROM monitor_channels WHERE monitor_id = $1::uuid"
+	    " AND owner_id = $2::uuid AND NOT (channel_id = ANY ($3::uuid[]))";
+	static const char ins_sql[] = "INSERT INTO monitor_channels"
+	    " (monitor_id, channel_id, owner_id) SELECT $1::uuid, u.id, $2::uuid"
+	    " FROM unnest($3::uuid[]) AS u(id) ON CONFLICT DO NOTHING";
+	static const char *const allowed[] = { NULL };
+	char arr[2 + LINKS_MAX * (GW_UUID_LEN + 1)], msg[64];
+	const char *params[3];
+	struct json_object *f;
+	struct upmon_db *db;
+	PGresult *res = NULL;
+	int n;
+
+	if (gw_query_allow(r, allowed) < 0 || links_parse(r, arr) < 0)
+		return;
+	params[0] = r->params[0];
+	params[1] = r->user.id;
+	params[2] = arr;
+	if (gw_db(r, &db) < 0)
+		return;
+	if (upmon_db_begin(db, NULL) < 0) {
+		gw_add_header(r, "Retry-After", "1");
+		gw_reply_error(r, 503, "unavailable", "the database is unavailable");
+		return;
+	}
+	/* the lock orders concurrent replacements of the same monitor's set */
+	if (gw_sql(r, 0, lock_sql, 2, params, &res) < 0)
+		return;
+	n = PQntuples(res);
+	PQclear(res);
+	if (n != 1) {
+		gw_reply_not_found(r, "monitor");
+		return;
+	}
+	if (gw_sql(r, 0, unknown_sql, 3, params, &res) < 0)
+		return;
+	if (PQntuples(res) == 1) {
+		snprintf(msg, sizeof(msg), "unknown channel %s", PQgetvalue(res, 0, 0));
+		PQclear(res);
+		f = json_object_new_object();
+		json_object_object_add(f, "channel_ids", json_object_new_string(msg));
+		gw_reply_fields(r, f);
+		return;
+	}
+	PQclear(res);
+	if (gw_sql(r, 0, del_sql, 3, params, &res) < 0)
+		return;
+	PQclear(res);
+	if (gw_sql(r, 0, ins_sql, 3, params, &res) < 0)
+		return;
+	PQclear(res);
+	if (upmon_db_commit(db, NULL) < 0) {
+		log_warnx("monitor channels: commit failed");
+		gw_add_header(r, "Retry-After", "1");
+		gw_reply_error(r, 503, "unavailable", "the database is unavailable");
+		return;
+	}
+	links_reply(r);
+}

@@ -3,7 +3,7 @@
  *
  * server.c owns civetweb, the route table (routes.c), authentication, rate limits, body
  * reading and the reply helpers below; each other file implements the handlers of one area
- * (auth.c, monitors.c, history.c, alerts.c, channels.c, admin_api.c). Symbols are prefixed
+ * (auth.c, monitors.c, history.c, alerts.c, channels.c, maintenance.c, admin_api.c). Symbols are prefixed
  * gw_ because tests link every service's core library together.
  *
  * A request's life: server.c matches the route (404/405 JSON otherwise), applies the rate
@@ -313,6 +313,15 @@ void gw_channels_put(struct gw_req *r);
 void gw_channels_patch(struct gw_req *r);
 void gw_channels_delete(struct gw_req *r);
 void gw_channels_test(struct gw_req *r);
+void gw_monitor_channels_get(struct gw_req *r);
+void gw_monitor_channels_put(struct gw_req *r);
+/* maintenance.c */
+void gw_maintenance_list(struct gw_req *r);
+void gw_maintenance_create(struct gw_req *r);
+void gw_maintenance_get(struct gw_req *r);
+void gw_maintenance_put(struct gw_req *r);
+void gw_maintenance_patch(struct gw_req *r);
+void gw_maintenance_delete(struct gw_req *r);
 /* admin_api.c */
 void gw_admin_queues(struct gw_req *r);
 void gw_admin_dlq_list(struct gw_req *r);

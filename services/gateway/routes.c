@@ -21,6 +21,8 @@ const struct gw_route gw_routes[] = {
 	{ "GET", "/monitors/{id}/status", gw_history_status, 0 },
 	{ "GET", "/monitors/{id}/summary", gw_history_summary, 0 },
 	{ "GET", "/monitors/{id}/incidents", gw_history_incidents, 0 },
+	{ "GET", "/monitors/{id}/channels", gw_monitor_channels_get, 0 },
+	{ "PUT", "/monitors/{id}/channels", gw_monitor_channels_put, GW_R_BODY },
 
 	{ "GET", "/alerts", gw_alerts_list, 0 },
 	{ "POST", "/alerts/{id}/ack", gw_alerts_ack, 0 },
@@ -33,6 +35,13 @@ const struct gw_route gw_routes[] = {
 	{ "PATCH", "/channels/{id}", gw_channels_patch, GW_R_BODY },
 	{ "DELETE", "/channels/{id}", gw_channels_delete, 0 },
 	{ "POST", "/channels/{id}/test", gw_channels_test, 0 },
+
+	{ "GET", "/maintenance-windows", gw_maintenance_list, 0 },
+	{ "POST", "/maintenance-windows", gw_maintenance_create, GW_R_BODY },
+	{ "GET", "/maintenance-windows/{id}", gw_maintenance_get, 0 },
+	{ "PUT", "/maintenance-windows/{id}", gw_maintenance_put, GW_R_BODY },
+	{ "PATCH", "/maintenance-windows/{id}", gw_maintenance_patch, GW_R_BODY },
+	{ "DELETE", "/maintenance-windows/{id}", gw_maintenance_delete, 0 },
 
 	{ "GET", "/admin/queues", gw_admin_queues, GW_R_ADMIN },
 	{ "GET", "/admin/dlq", gw_admin_dlq_list, GW_R_ADMIN },
