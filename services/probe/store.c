@@ -1,8 +1,9 @@
 /*
  * The probe's store: one transaction per batch of results. The batch goes to PostgreSQL as
- * one jsonb argument of upmon_probe_apply() (sql/0005_probe.sql), which runs the pause check,
- * the idempotent result insert, the state machine, the rollup and the alerts row per item and
- * returns one row per item; this file then encodes the wire messages (re-probe tasks, status
+ * one jsonb argument of upmon_probe_apply() (sql/0005_probe.sql, redefined by
+ * 0006_alerting.sql), which runs the pause check, the idempotent result insert, the state
+ * machine, the rollup and the alerts rows (down, recovery, DOWN reminders, TLS expiry) per item
+ * and returns one row per item; this file then encodes the wire messages (re-probe tasks, status
  * events, alert events) with msg.c and writes them to the outbox with one more statement.
  * README-store.md has the semantics.
  */
@@ -27,7 +28,8 @@
 
 static const char SQL_APPLY[] =
     "SELECT n, outcome, final, applied, status, previous, since_ms, at_ms, alert_kind, "
-    "alert_id, outage_s, name, target FROM upmon_probe_apply($1::jsonb)";
+    "alert_id, outage_s, name, target, tls_alert_id, cert_days_left, reminder "
+    "FROM upmon_probe_apply($1::jsonb)";
 static const char SQL_OUTBOX[] =
     "INSERT INTO outbox (exchange, routing_key, message_id, payload) "
     "SELECT x->>'e', x->>'k', x->>'m', (x->>'p')::jsonb "
@@ -65,6 +67,10 @@ register_metrics(struct probe_store *s, struct upmon_metrics *m)
 	    "Alerts raised by the store.", "kind", "recovery", NULL);
 	s->m_alert_syserr = upmon_metrics_counter(m, "upmon_probe_alerts_total",
 	    "Alerts raised by the store.", "kind", "system_error", NULL);
+	s->m_alert_tls = upmon_metrics_counter(m, "upmon_probe_alerts_total",
+	    "Alerts raised by the store.", "kind", "tls_expiry", NULL);
+	s->m_alert_reminder = upmon_metrics_counter(m, "upmon_probe_alerts_total",
+	    "Alerts raised by the store.", "kind", "reminder", NULL);
 	s->m_reprobes = upmon_metrics_counter(m, "upmon_probe_reprobes_total",
 	    "Confirmation re-probes queued through the outbox.", NULL);
 	s->m_changes = upmon_metrics_counter(m, "upmon_probe_status_changes_total",

@@ -37,6 +37,7 @@ struct probe_store {
 	/* metrics (NULL handles are no-ops) */
 	struct upmon_counter *m_results[5];	/* by enum probe_item_outcome */
 	struct upmon_counter *m_alert_down, *m_alert_recovery, *m_alert_syserr;
+	struct upmon_counter *m_alert_tls, *m_alert_reminder;
 	struct upmon_counter *m_reprobes, *m_changes, *m_errors, *m_cache_errors;
 	struct upmon_histogram *m_commit;
 	/* while the database is down every batch fails alike: one warning per 5 s */

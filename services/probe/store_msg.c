@@ -173,8 +173,11 @@ item_json(const struct probe_store *s, const struct probe_item *it, json_object 
 		probe_store_clean_text(err, sizeof(err), r->error);
 		rc |= json_object_object_add(o, "error", json_object_new_string(err));
 	}
-	if (r->has_cert)
-		rc |= add_int(o, "cert_days_left", r->cert_days_left);
+	if (r->has_cert) {
+		rc |= add_int(o, "cert_days_left", r->cert_days_left < -36500 ? -36500 :
+		    r->cert_days_left > 36500 ? 36500 : r->cert_days_left);
+		rc |= add_int(o, "cert_not_after_ms", r->cert_not_after_ms);
+	}
 	rc |= json_object_object_add(o, "probe_host", json_object_new_string(s->probe_host));
 	if (rc != 0) {
 		json_object_put(o);
@@ -307,9 +310,23 @@ alert_add(struct store_outbox *ob, struct upmon_alert_event *ev)
 	return outbox_add(ob, UPMON_AMQP_EX_EVENTS, key, ev->alert_id, json);
 }
 
+/* What one row of upmon_probe_apply() says about an alert of an item. */
+struct alert_row {
+	const char *kind, *alert_id, *name, *target;
+	int64_t at;
+	int64_t outage;			/* recovery: the outage; reminder: down so far */
+	bool reminder;
+	int cert_days_left;		/* tls_expiry */
+};
+
+static int64_t
+clamp_outage(int64_t v)
+{
+	return v < 0 ? 0 : v > 315360000 ? 315360000 : v;
+}
+
 static int
-alert_event(const struct probe_item *it, const char *kind, const char *alert_id,
-    const char *name, const char *target, int64_t at, int64_t outage, struct store_outbox *ob)
+alert_event(const struct probe_item *it, const struct alert_row *a, struct store_outbox *ob)
 {
 	struct upmon_alert_event ev;
 	char err[UPMON_ERROR_MAX + 1];
@@ -317,22 +334,29 @@ alert_event(const struct probe_item *it, const char *kind, const char *alert_id,
 	int rc = -ENOMEM;
 
 	upmon_alert_event_init(&ev);
-	if (upmon_alert_kind_parse(kind, &ev.kind) < 0)
+	if (upmon_alert_kind_parse(a->kind, &ev.kind) < 0)
 		return -EINVAL;
-	snprintf(ev.alert_id, sizeof(ev.alert_id), "%s", alert_id);
+	snprintf(ev.alert_id, sizeof(ev.alert_id), "%s", a->alert_id);
 	memcpy(ev.monitor_id, it->task->monitor_id, sizeof(ev.monitor_id));
 	memcpy(ev.owner_id, it->task->owner_id, sizeof(ev.owner_id));
-	if ((nm = dup_utf8(name, UPMON_NAME_MAX)) == NULL ||
-	    (tg = dup_utf8(target, UPMON_TARGET_MAX)) == NULL)
+	if ((nm = dup_utf8(a->name, UPMON_NAME_MAX)) == NULL ||
+	    (tg = dup_utf8(a->target, UPMON_TARGET_MAX)) == NULL)
 		goto out;
 	ev.monitor_name = nm;
 	ev.target = tg;
-	ev.at = at;
+	ev.at = a->at;
 	probe_store_clean_text(err, sizeof(err), it->result.error);
 	if (ev.kind == UPMON_ALERT_DOWN && err[0] != '\0')
 		ev.error = err;
+	if (ev.kind == UPMON_ALERT_DOWN && a->reminder) {
+		ev.reminder = true;
+		ev.outage_seconds = clamp_outage(a->outage);
+	}
 	if (ev.kind == UPMON_ALERT_RECOVERY)
-		ev.outage_seconds = outage < 0 ? 0 : outage > 315360000 ? 315360000 : outage;
+		ev.outage_seconds = clamp_outage(a->outage);
+	if (ev.kind == UPMON_ALERT_TLS_EXPIRY)
+		ev.cert_days_left = a->cert_days_left < -36500 ? -36500 :
+		    a->cert_days_left > 36500 ? 36500 : a->cert_days_left;
 	rc = alert_add(ob, &ev);
 out:
 	free(nm);
@@ -390,6 +414,20 @@ col_status(const PGresult *res, int r, int c, enum upmon_monitor_status *out)
 	return v != NULL ? upmon_monitor_status_parse(v, out) : -EINVAL;
 }
 
+/* Queues the alert event of a; counts it in c. Logs a failure (the batch still commits). */
+static void
+alert_queue(const struct probe_item *it, const struct alert_row *a, struct upmon_counter *c,
+    struct store_outbox *ob)
+{
+	int rc;
+
+	if ((rc = alert_event(it, a, ob)) < 0)
+		log_warnx("store: %s%s alert %s not queued: %s", a->kind,
+		    a->reminder ? " reminder" : "", a->alert_id, strerror(-rc));
+	else
+		upmon_counter_inc(c);
+}
+
 /* Adds the messages a stored item calls for. An encoding failure loses only that message:
  * it is logged (and the rest of the batch commits). */
 static void
@@ -398,7 +436,9 @@ item_messages(struct probe_store *s, const PGresult *res, int r, struct probe_it
 {
 	const char *kind = upmon_db_value(res, r, 8), *alert_id = upmon_db_value(res, r, 9);
 	const char *name = upmon_db_value(res, r, 11), *target = upmon_db_value(res, r, 12);
-	int64_t outage = 0;
+	const char *tls_id = upmon_db_value(res, r, 13);
+	struct alert_row a = { .name = name, .target = target, .at = at };
+	int64_t days = 0;
 	int rc = 0;
 
 	log_ctx_set(it->task->monitor_id, it->task->task_id);
@@ -409,13 +449,21 @@ item_messages(struct probe_store *s, const PGresult *res, int r, struct probe_it
 	if (it->changed && (rc = status_event(it, prev, at, ob)) < 0)
 		log_warnx("store: status event not queued: %s", strerror(-rc));
 	if (kind != NULL && alert_id != NULL && name != NULL && target != NULL) {
-		upmon_db_int64(res, r, 10, &outage);
-		if ((rc = alert_event(it, kind, alert_id, name, target, at, outage, ob)) < 0)
-			log_warnx("store: %s alert %s not queued: %s", kind, alert_id,
-			    strerror(-rc));
-		else
-			upmon_counter_inc(strcmp(kind, "down") == 0 ? s->m_alert_down :
-			    s->m_alert_recovery);
+		a.kind = kind;
+		a.alert_id = alert_id;
+		a.reminder = col_bool(res, r, 15);
+		upmon_db_int64(res, r, 10, &a.outage);
+		alert_queue(it, &a, a.reminder ? s->m_alert_reminder :
+		    strcmp(kind, "down") == 0 ? s->m_alert_down : s->m_alert_recovery, ob);
+	}
+	if (tls_id != NULL && name != NULL && target != NULL &&
+	    upmon_db_int64(res, r, 14, &days) == 0) {
+		a.kind = "tls_expiry";
+		a.alert_id = tls_id;
+		a.reminder = false;
+		a.outage = 0;
+		a.cert_days_left = (int)(days < -36500 ? -36500 : days > 36500 ? 36500 : days);
+		alert_queue(it, &a, s->m_alert_tls, ob);
 	}
 	log_ctx_clear();
 }
@@ -429,7 +477,7 @@ probe_store_read_rows(struct probe_store *s, const PGresult *res, struct probe_i
 	int64_t k, outcome, at;
 	int r;
 
-	if ((size_t)PQntuples(res) != n || PQnfields(res) != 13)
+	if ((size_t)PQntuples(res) != n || PQnfields(res) != 16)
 		return UPMON_DB_E_QUERY;
 	for (r = 0; r < (int)n; r++) {
 		if (upmon_db_int64(res, r, 0, &k) < 0 || k < 1 || k > (int64_t)n ||
