@@ -335,11 +335,11 @@ classify_error(CURL *h, CURLcode code, const struct upmon_ssrf_curl *st, const c
 		mailer_outcome_set(out, MAILER_TEMPFAIL, 0, "dns: %s", text);
 		break;
 	case CURLE_COULDNT_CONNECT:
-		if (curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &err) == CURLE_OK && err != 0)
-			mailer_outcome_set(out, MAILER_TEMPFAIL, 0, "connect: %s",
-			    strerror((int)err));
-		else
-			mailer_outcome_set(out, MAILER_TEMPFAIL, 0, "connect: %s", text);
+		if (curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &err) == CURLE_OK && err != 0) {
+			one_line(text, sizeof(text), strerror((int)err));
+			text[0] = (char)tolower((unsigned char)text[0]);
+		}
+		mailer_outcome_set(out, MAILER_TEMPFAIL, 0, "connect: %s", text);
 		break;
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CACERT_BADFILE:

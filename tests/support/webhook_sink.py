@@ -9,6 +9,7 @@ temporary name, then renamed, so a reader never sees half a file), and answers b
     /status/<code>  that status (100..599) with a short body
     /slow/<ms>      waits ms milliseconds, then 200
     /redirect       302 to /ok (upmon-mailer must not follow it)
+    /big/<bytes>    200 with a body of that many bytes (at most 16 MiB)
     anything else   404
 
 Command line (binds 127.0.0.1 unless --host says otherwise; --port 0 picks a free port, which
@@ -113,6 +114,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif len(parts) == 2 and parts[0] == "slow" and parts[1].isdigit():
             time.sleep(int(parts[1]) / 1000.0)
             self._answer(200, '{"ok": true, "slow": true}')
+        elif len(parts) == 2 and parts[0] == "big" and parts[1].isdigit() \
+                and int(parts[1]) <= 16 << 20:
+            self._answer(200, "x" * int(parts[1]))
         elif parts == ["redirect"]:
             self._answer(302, '{"redirect": "/ok"}', {"Location": "/ok"})
         else:
