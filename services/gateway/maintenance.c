@@ -138,7 +138,7 @@ read_time(struct upmon_jv *v, const char *key, int64_t *ms, char *buf, size_t si
 	return 0;
 }
 
-/* weekdays: 1..7 unique ISO weekdays, as the array literal "{1,5}". */
+/* weekdays: 1..7 unique ISO weekdays, as the array literal "{1,5}" (sorted). */
 static void
 read_weekdays(struct upmon_jv *v, struct json_object *obj, struct mw_in *in)
 {
@@ -173,6 +173,11 @@ read_weekdays(struct upmon_jv *v, struct json_object *obj, struct mw_in *in)
 			continue;
 		}
 		seen |= 1u << day;
+	}
+	/* stored in ascending order */
+	for (day = 1; day <= 7; day++) {
+		if ((seen & (1u << day)) == 0)
+			continue;
 		if (len > 1)
 			in->s_weekdays[len++] = ',';
 		in->s_weekdays[len++] = (char)('0' + day);
