@@ -3,7 +3,8 @@
 1. The (method, path) pairs of the spec under /api/v1 are exactly the route table of
    services/gateway/routes.c.
 2. A scripted tour against a real gateway (register, login, monitors, history, alerts,
-   channels, admin with an admin user) validates every answer's body against the spec's schema
+   channels, monitor channel links, maintenance windows, admin with an admin user)
+   validates every answer's body against the spec's schema
    for that operation and status (an undocumented status fails), every error answer against
    Error, and ends with every route of routes.c answered with a documented 2xx at least once.
 """
@@ -270,6 +271,31 @@ def tour(gw, val):
                                           "enabled": False})
     a.ok("PATCH", "/channels/" + wh["id"], {"secret": None})
     a.ok("POST", "/channels/%s/test" % ch["id"], want=202)
+
+    # ---- monitor <-> channel links, maintenance windows
+    a.ok("GET", "/monitors/%s/channels" % mid)
+    a.ok("PUT", "/monitors/%s/channels" % mid, {"channel_ids": [ch["id"], wh["id"]]})
+    a.req("PUT", "/monitors/%s/channels" % mid, {"channel_ids": [str(uuid.uuid4())]},
+          want=400)
+    st, h, mw = a.req("POST", "/maintenance-windows",
+                      {"name": "upgrade", "monitor_id": mid, "kind": "once",
+                       "starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-01-01T01:00:00Z"},
+                      want=201)
+    g.check(h.get("location") == "/api/v1/maintenance-windows/" + mw["id"],
+            "maintenance window Location: %r" % h.get("location"))
+    wk = a.ok("POST", "/maintenance-windows",
+              {"kind": "weekly", "weekdays": [6, 7], "start_time": "02:00",
+               "duration_minutes": 90, "time_zone": "Europe/Paris"}, want=201)
+    a.ok("GET", "/maintenance-windows")
+    a.ok("GET", "/maintenance-windows?monitor_id=%s&limit=1" % mid)
+    a.ok("GET", "/maintenance-windows/" + mw["id"])
+    a.ok("PUT", "/maintenance-windows/" + mw["id"],
+         {"kind": "weekly", "weekdays": [1], "start_time": "23:30", "duration_minutes": 60})
+    a.ok("PATCH", "/maintenance-windows/" + mw["id"], {"name": "nightly", "monitor_id": mid})
+    a.req("PATCH", "/maintenance-windows/" + mw["id"], {"time_zone": "Nowhere/Land"},
+          want=400)
+    a.ok("DELETE", "/maintenance-windows/" + wk["id"], want=204)
+    a.req("GET", "/maintenance-windows/" + wk["id"], want=404)
     a.ok("DELETE", "/channels/" + wh["id"], want=204)
 
     # ---- errors: each one validated against Error and the operation's documented statuses
