@@ -30,7 +30,8 @@ test_sign_rfc4231(void)
 		  "sha256=813f643c8863ba9754215e64cdab172f2e96c1a413d772978aba7398cc864e55" },
 		{ "Jefe", 4102444800, "{\"v\":1}",
 		  "sha256=42b290975e14a51ca46979d65155df75f049b0b2ba13d136af9bed08714fe9d5" },
-		{ "\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b",
+		{ "\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b"
+		  "\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b",	/* RFC 4231 case 1 */
 		  1700000000, "Hi There",
 		  "sha256=931b0eed568d243adecea23bdfaea1fa89ca9581f28abf24320ee9d0944d98bb" },
 	};
