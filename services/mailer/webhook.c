@@ -59,6 +59,15 @@ on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+/* Lower-cases the first letter of a sentence ("Connection refused"), not of an acronym
+ * ("URL using bad/illegal format"). */
+static void
+lower_first(char *s)
+{
+	if (s[0] != '\0' && islower((unsigned char)s[1]))
+		s[0] = (char)tolower((unsigned char)s[0]);
+}
+
 /* Copies src into dst as one printable line (control bytes become spaces, trimmed). */
 static void
 one_line(char *dst, size_t size, const char *src)
@@ -317,7 +326,7 @@ classify_error(CURL *h, CURLcode code, const struct upmon_ssrf_curl *st, const c
 	long err = 0;
 
 	one_line(text, sizeof(text), errbuf[0] != '\0' ? errbuf : curl_easy_strerror(code));
-	text[0] = (char)tolower((unsigned char)text[0]);	/* curl's lines start upper case */
+	lower_first(text);	/* curl's lines start upper case */
 	if (st->blocked) {
 		mailer_outcome_set(out, MAILER_PERMFAIL, 0, "%s", st->why);
 		return 0;
@@ -337,7 +346,7 @@ classify_error(CURL *h, CURLcode code, const struct upmon_ssrf_curl *st, const c
 	case CURLE_COULDNT_CONNECT:
 		if (curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &err) == CURLE_OK && err != 0) {
 			one_line(text, sizeof(text), strerror((int)err));
-			text[0] = (char)tolower((unsigned char)text[0]);
+			lower_first(text);
 		}
 		mailer_outcome_set(out, MAILER_TEMPFAIL, 0, "connect: %s", text);
 		break;

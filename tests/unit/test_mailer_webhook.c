@@ -280,12 +280,13 @@ test_body_schema(void)
 	test_sh("rm -rf %s", dir);
 }
 
-/* URLs refused before any connection: PERMFAIL, no retry. */
+/* URLs refused before any connection (scheme, malformed, CR/LF): PERMFAIL, no retry. */
 static void
 test_bad_urls(void)
 {
 	static const char *const urls[] = { "ftp://127.0.0.1/x", "file:///etc/passwd",
-	    "gopher://127.0.0.1/", "127.0.0.1/ok", "" };
+	    "gopher://127.0.0.1/", "127.0.0.1/ok", "", "http://127.0.0.1:1/a b",
+	    "http://127.0.0.1:1/\r\nX-Injected: 1", "http://[::1/", "http://127.0.0.1:99999/" };
 	const struct mailer_webhook_config cfg = { 1000, 1000, NULL, "upmon-mailer/test" };
 	const struct mailer_links links = { "http://127.0.0.1:8080" };
 	struct mailer_channel ch;
