@@ -163,6 +163,7 @@ static void
 newest_event(const char *mon, const char *prefix, struct upmon_alert_event *ev)
 {
 	char sql[512], id[64], buf[8192], err[256];
+	int rc;
 
 	snprintf(sql, sizeof(sql), "SELECT id FROM alerts WHERE monitor_id = $1::uuid AND "
 	    "dedup_key LIKE '%s%%' ORDER BY created_at DESC, id LIMIT 1", prefix);
@@ -170,9 +171,10 @@ newest_event(const char *mon, const char *prefix, struct upmon_alert_event *ev)
 	REQUIRE(id[0] != '\0');
 	qstr(buf, sizeof(buf), "SELECT payload::text FROM outbox WHERE message_id = $1", id);
 	REQUIRE(buf[0] != '\0');
-	if (upmon_msg_alert_decode(buf, strlen(buf), ev, err, sizeof(err)) != 0)
+	rc = upmon_msg_alert_decode(buf, strlen(buf), ev, err, sizeof(err));
+	if (rc != 0)
 		fprintf(stderr, "bad event: %s: %s\n", err, buf);
-	REQUIRE(upmon_msg_alert_decode(buf, strlen(buf), ev, err, sizeof(err)) == 0);
+	REQUIRE(rc == 0);
 	CHECK_STR(ev->alert_id, id);
 	CHECK_STR(ev->monitor_id, mon);
 	CHECK_STR(ev->owner_id, owner);
