@@ -179,6 +179,7 @@ static const struct doc good_docs[] = {
 	{ TASK, TCP("") },
 	{ STATUS, STATUS_DOC(",\"status\":\"paused\",\"previous\":\"down\"") },
 	{ ALERT, ALERT_DOC(",\"kind\":\"recovery\",\"outage_seconds\":0") },
+	{ ALERT, ALERT_DOC(",\"kind\":\"down\",\"reminder\":true,\"outage_seconds\":5") },
 };
 
 /* Documents both contracts must reject. */
@@ -226,6 +227,8 @@ static const struct doc bad_docs[] = {
 	{ STATUS, STATUS_DOC(",\"status\":\"up\",\"previous\":\"down\",\"seen\":1") },
 	{ ALERT, ALERT_DOC(",\"kind\":\"recovery\"") },
 	{ ALERT, ALERT_DOC(",\"kind\":\"down\",\"outage_seconds\":5") },
+	{ ALERT, ALERT_DOC(",\"kind\":\"down\",\"reminder\":false,\"outage_seconds\":0") },
+	{ ALERT, ALERT_DOC(",\"kind\":\"recovery\",\"outage_seconds\":5,\"reminder\":true") },
 	{ ALERT, ALERT_DOC(",\"kind\":\"tls_expiry\"") },
 	{ ALERT, ALERT_DOC(",\"kind\":\"system_error\",\"task_id\":\"m1:1700000000000:1\","
 	  "\"attempts\":5") },
