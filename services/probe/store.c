@@ -5,7 +5,7 @@
  * machine, the rollup and the alerts rows (down, recovery, DOWN reminders, TLS expiry) per item
  * and returns one row per item; this file then encodes the wire messages (re-probe tasks, status
  * events, alert events) with msg.c and writes them to the outbox with one more statement.
- * README-store.md has the semantics.
+ * README.md ("The store") has the semantics.
  */
 #include "store.h"
 
