@@ -140,9 +140,11 @@ def main():
         check(links_rows(m["id"]) == [], "links of a deleted monitor")
         st, _, _ = a.req("GET", path)
         check(st == 404, "links of a deleted monitor: %d" % st)
-        print("ok")
     finally:
-        gw.stop()
+        rc = gw.stop()
+    # a sanitizer report or a crash at shutdown fails the test
+    check(rc == 0, "upmon-gateway exited with %d" % rc)
+    print("ok")
 
 
 if __name__ == "__main__":

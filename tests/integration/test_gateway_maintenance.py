@@ -311,9 +311,11 @@ def main():
         a.ok("DELETE", "/monitors/" + m["id"], want=204)
         st, _, _ = a.req("GET", "/maintenance-windows/" + w["id"])
         check(st == 404, "window of a deleted monitor: %d" % st)
-        print("ok")
     finally:
-        gw.stop()
+        rc = gw.stop()
+    # a sanitizer report or a crash at shutdown fails the test
+    check(rc == 0, "upmon-gateway exited with %d" % rc)
+    print("ok")
 
 
 if __name__ == "__main__":
