@@ -639,6 +639,7 @@ gw_monitor_channels_put(struct gw_req *r)
 	    " FROM unnest($3::uuid[]) AS u(id) ON CONFLICT DO NOTHING";
 	static const char *const allowed[] = { NULL };
 	char arr[2 + LINKS_MAX * (GW_UUID_LEN + 1)], msg[64];
+	struct upmon_db_error err;
 	const char *params[3];
 	struct json_object *f;
 	struct upmon_db *db;
@@ -683,8 +684,8 @@ gw_monitor_channels_put(struct gw_req *r)
 	if (gw_sql(r, 0, ins_sql, 3, params, &res) < 0)
 		return;
 	PQclear(res);
-	if (upmon_db_commit(db, NULL) < 0) {
-		log_warnx("monitor channels: commit failed");
+	if (upmon_db_commit(db, &err) < 0) {
+		log_warnx("monitor channels: commit failed: %s", err.message);
 		gw_add_header(r, "Retry-After", "1");
 		gw_reply_error(r, 503, "unavailable", "the database is unavailable");
 		return;

@@ -218,26 +218,48 @@ refuse_keys(struct upmon_jv *v, struct json_object *obj, const char *const *keys
 			upmon_jv_fail(v, keys[i], "is only for %s windows", kind);
 }
 
-/* Checks monitor_id (one of the caller's monitors) and time_zone (a zone PostgreSQL knows)
- * in the database, recording errors in v. Returns 0, or <0 after gw_sql replied. */
+/*
+ * Checks monitor_id (one of the caller's monitors) and time_zone (a zone PostgreSQL knows)
+ * in the database, recording errors in v. An unknown zone makes AT TIME ZONE fail with
+ * 22023 (invalid_parameter_value): far cheaper than a lookup in pg_timezone_names, which
+ * reads every zone file (45 ms a query). Returns 0, or <0 after a reply (database failure).
+ */
 static int
 check_refs(struct gw_req *r, struct upmon_jv *v, const char *monitor_id, const char *tz)
 {
-	static const char sql[] = "SELECT $2::uuid IS NULL OR EXISTS (SELECT 1 FROM monitors"
-	    "  WHERE id = $2::uuid AND owner_id = $1::uuid),"
-	    " $3::text IS NULL OR EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $3)";
-	const char *params[3] = { r->user.id, monitor_id, tz };
+	static const char mon_sql[] = "SELECT 1 FROM monitors WHERE id = $1::uuid"
+	    " AND owner_id = $2::uuid";
+	static const char tz_sql[] = "SELECT now() AT TIME ZONE $1::text";
+	const char *params[2] = { monitor_id, r->user.id };
+	struct upmon_db_error err;
+	struct upmon_db *db;
 	PGresult *res = NULL;
+	int n;
 
-	if (monitor_id == NULL && tz == NULL)
+	if (monitor_id != NULL) {
+		if (gw_sql(r, UPMON_DB_IDEMPOTENT, mon_sql, 2, params, &res) < 0)
+			return -EIO;
+		n = PQntuples(res);
+		PQclear(res);
+		if (n != 1)
+			upmon_jv_fail(v, "monitor_id", "unknown monitor");
+	}
+	if (tz == NULL)
 		return 0;
-	if (gw_sql(r, UPMON_DB_IDEMPOTENT, sql, 3, params, &res) < 0)
-		return -EIO;
-	if (PQgetvalue(res, 0, 0)[0] != 't')
-		upmon_jv_fail(v, "monitor_id", "unknown monitor");
-	if (PQgetvalue(res, 0, 1)[0] != 't')
+	if (gw_db(r, &db) < 0)
+		return -EAGAIN;
+	if (upmon_db_query(db, UPMON_DB_IDEMPOTENT, tz_sql, 1, &tz, &res, &err) == 0) {
+		PQclear(res);
+		return 0;
+	}
+	if (strcmp(err.sqlstate, "22023") == 0) {
 		upmon_jv_fail(v, "time_zone", "unknown time zone (an IANA name such as "
 		    "Europe/Paris)");
+		return 0;
+	}
+	/* another failure: run it again through gw_sql, which answers it */
+	if (gw_sql(r, UPMON_DB_IDEMPOTENT, tz_sql, 1, &tz, &res) < 0)
+		return -EIO;
 	PQclear(res);
 	return 0;
 }
