@@ -108,8 +108,7 @@ def flow(st):
     check([a.addr_spec for a in msg["To"].addresses] == [addr], "To %r" % msg["To"])
     check(msg["Message-ID"] == "<%s.%s@upmon>" % (aid, mail["id"]),
           "Message-ID %r, alert %s channel %s" % (msg["Message-ID"], aid, mail["id"]))
-    check(msg.get_all("X-Upmon-Envelope-To") == [addr], "envelope %r" %
-          msg.get_all("X-Upmon-Envelope-To"))
+    check(g.envelope_to(msg) == [addr], "envelope %r" % g.envelope_to(msg))
     text, html = g.mail_parts(msg)
     link = "%s/monitors/%s" % (st.DASHBOARD, mid)
     for part, nm in ((text, name), (html, name.replace("&", "&amp;").replace("<", "&lt;")
@@ -158,7 +157,7 @@ def flow(st):
     check(3 <= outage <= time.time() - t_down + 2, "outage_seconds %r" % outage)
     rmsg = [m for _, m in mails if kind_of(m) == "RECOVERY"][0]
     rtext, rhtml = g.mail_parts(rmsg)
-    check(re.search(r"Outage:\s+" + re.escape(duration(outage)) + r"\n", rtext) is not None,
+    check(re.search(r"Outage:\s+" + re.escape(duration(outage)) + r"\r?\n", rtext) is not None,
           "no 'Outage: %s' in\n%s" % (duration(outage), rtext))
     check(duration(outage) in rhtml, "outage missing in the HTML part")
     check(rmsg["Subject"].startswith("[RECOVERY] " + name), "subject %r" % rmsg["Subject"])
@@ -179,8 +178,7 @@ def injection(st, mid):
         mails = g.mails_to(addr)
         check(len(mails) == 1, "%d emails for the CR/LF name" % len(mails))
         msg = mails[0][1]
-        check(msg.get_all("X-Upmon-Envelope-To") == [addr], "envelope recipients %r" %
-              msg.get_all("X-Upmon-Envelope-To"))
+        check(g.envelope_to(msg) == [addr], "envelope recipients %r" % g.envelope_to(msg))
         check(msg.get_all("Bcc") is None, "a Bcc header: %r" % msg.get_all("Bcc"))
         check("\r" not in msg["Subject"] and "\n" not in msg["Subject"], "subject %r" %
               msg["Subject"])

@@ -378,11 +378,18 @@ def mails_to(addr):
                 data = f.read()
         except OSError:
             continue
-        head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-        if ("x-upmon-envelope-to: " + addr).lower().encode() not in head.lower():
+        head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0].lower()
+        want = addr.lower().encode()
+        if (b"x-upmon-envelope-to: <" + want + b">" not in head and
+                b"x-upmon-envelope-to: " + want + b"\r" not in head):
             continue
         out.append((p, email.message_from_bytes(data, policy=email.policy.default)))
     return out
+
+
+def envelope_to(msg):
+    """The envelope recipients the SMTP sink recorded for msg, without angle brackets."""
+    return [str(v).strip().strip("<>") for v in (msg.get_all("X-Upmon-Envelope-To") or [])]
 
 
 def mail_parts(msg):
