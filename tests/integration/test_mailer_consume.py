@@ -8,7 +8,12 @@
   5. a webhook channel to a blocked address (SSRF guard) -> failed at once, no retry;
   6. the SMTP sink stopped, an alert published -> pending with attempts and last_error, sent
      through notifications.retry.1; the sink started -> delivered, exactly one email;
-  7. SIGTERM -> the mailer exits 0.
+  7. PostgreSQL stopped, an alert published -> held unacked, nothing sent; PostgreSQL back
+     -> delivered, exactly one email;
+  8. an email channel whose recipient the sink refuses with 550 -> failed at once, no retry;
+     one it answers 451 -> retried, then notifications_dead with the 451 in x-upmon-error
+     after UPMON_MAILER_MAX_ATTEMPTS (2 here), the row still pending with 2 attempts;
+  9. SIGTERM -> the mailer exits 0.
 Alert events are built as proto/alert_event.schema.json describes them.
 """
 import json
@@ -206,7 +211,8 @@ def alert(mon, kind="down"):
 
 
 mailer = Mailer({"UPMON_SMTP_TLS": "none", "UPMON_MAILER_WORKERS": "2",
-                 "UPMON_SMTP_TIMEOUT_MS": "3000", "UPMON_LOG_LEVEL": "info"})
+                 "UPMON_SMTP_TIMEOUT_MS": "3000", "UPMON_LOG_LEVEL": "info",
+                 "UPMON_MAILER_MAX_ATTEMPTS": "2"})
 mailer.start()
 ctl = os.environ["UPMON_CTL"]
 try:
@@ -305,10 +311,59 @@ try:
     print("ok 6 smtp down -> retried (%d attempts), delivered %.1f s after publish" %
           (int(row[1]), time.time() - t0))
 
-    # 7. SIGTERM drains and exits 0
+    # 7. PostgreSQL down: held unacked, nothing sent; back -> delivered once
+    addr6 = "m1-six-%s@example.test" % TAG
+    m6 = monitor("api six")
+    e6 = channel("email", {"to": [addr6]}, "ops mail 6")
+    link(m6, e6)
+    a6 = alert(m6)
+    subprocess.run([ctl, "stop", "postgres"], check=True, stdout=subprocess.DEVNULL)
+    try:
+        publish("alert.down", alert_event(a6, m6, owner, "api six"), a6)
+        wait_for(lambda: mgmt("GET", "/api/queues/%s/notifications" % vhost())
+                 .get("messages_unacknowledged") == 1, 10, "alert taken and held")
+        time.sleep(3)
+        g.check(mails_to(addr6) == [], "nothing sent while PostgreSQL is down")
+        g.check(queue_len("notifications") == 1, "still held unacked")
+    finally:
+        subprocess.run([ctl, "start", "postgres"], check=True, stdout=subprocess.DEVNULL)
+    wait_for(lambda: (delivery(a6, e6) or [""])[0] == "delivered", 30,
+             "delivered after PostgreSQL returned")
+    wait_for(lambda: queue_len("notifications") == 0, 10, "notifications empty")
+    g.check(len(mails_to(addr6)) == 1, "exactly one email, got %d" % len(mails_to(addr6)))
+    print("ok 7 postgres down -> held, delivered once after it returned")
+
+    # 8. SMTP 550 -> failed at once; SMTP 451 -> retried, then dead past max attempts
+    m4 = monitor("api four")
+    e4 = channel("email", {"to": ["permfail@example.test"]}, "refused mail")
+    link(m4, e4)
+    a4 = alert(m4)
+    retried0 = mailer.metric("mailer_retried_total")
+    publish("alert.down", alert_event(a4, m4, owner, "api four"), a4)
+    wait_for(lambda: (delivery(a4, e4) or [""])[0] == "failed", 15, "550 row failed")
+    row = delivery(a4, e4)
+    g.check(row[1] == "1" and row[2] != "", "failed row after 550: %r" % (row,))
+    m5 = monitor("api five")
+    e5 = channel("email", {"to": ["tempfail@example.test"]}, "busy mail")
+    link(m5, e5)
+    a5 = alert(m5)
+    publish("alert.down", alert_event(a5, m5, owner, "api five"), a5)
+    wait_for(lambda: queue_len("notifications_dead") == 2, 30, "451 alert dead-lettered")
+    row = delivery(a5, e5)
+    g.check(row[0] == "pending" and row[1] == "2" and "451" in row[2],
+            "row after 2 temporary failures: %r" % (row,))
+    g.check(mailer.metric("mailer_retried_total") == retried0 + 1,
+            "one retry for the 451 alert, none for the 550 one")
+    errs = [m["properties"].get("headers", {}).get("x-upmon-error", "")
+            for m in dead_messages()]
+    g.check(any("451" in e and e5 in e for e in errs), "x-upmon-error names the 451: %r" %
+            (errs,))
+    print("ok 8 smtp 550 -> failed at once; 451 -> retried, dead after 2 attempts")
+
+    # 9. SIGTERM drains and exits 0
     rc = mailer.stop()
     g.check(rc == 0, "exit status after SIGTERM: %r" % rc)
-    print("ok 7 SIGTERM -> exit 0")
+    print("ok 9 SIGTERM -> exit 0")
 except BaseException:
     mailer.dump()
     raise
