@@ -3,7 +3,9 @@
 replace, clear; the answer lists the channel objects as GET /channels does, ordered by name;
 validation (unknown fields, not an array, more than 32, invalid and duplicate uuids, missing
 and another tenant's channels: 400 naming channel_ids); another tenant's or a missing monitor
-is 404; deleting a channel or the monitor removes the links (monitor_channels rows)."""
+is 404; concurrent replacements never mix two sets; deleting a channel or the monitor
+removes the links (monitor_channels rows)."""
+import threading
 import uuid
 
 import upmon_gw as g
@@ -129,6 +131,27 @@ def main():
         check([x["id"] for x in a.ok("GET", path)["items"]] == [ca["id"]],
               "link of a deleted channel")
         check(links_rows(m["id"]) == [ca["id"]], "rows after channel delete")
+
+        # concurrent replacements of one monitor's set: each PUT applies whole, so the
+        # final set is exactly one of the sets sent, never a mixture
+        sets = [[cz["id"], ca["id"]], [ca["id"]] + many[:5], many[5:9]]
+        errors = []
+
+        def putter(k):
+            c = gw.client(a.token)
+            for i in range(8):
+                st, _, body = c.req("PUT", path, body={"channel_ids": sets[(k + i) % 3]})
+                if st != 200:
+                    errors.append((st, body))
+
+        ts = [threading.Thread(target=putter, args=(k,)) for k in range(3)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        check(not errors, "concurrent PUTs: %r" % errors[:3])
+        final = links_rows(m["id"])
+        check(final in [sorted(x) for x in sets], "mixed set after concurrent PUTs: %r" % final)
 
         # clear
         check(a.ok("PUT", path, {"channel_ids": []}) == {"items": []}, "clear")
