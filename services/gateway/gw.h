@@ -3,8 +3,8 @@
  *
  * server.c owns civetweb, the route table (routes.c), authentication, rate limits, body
  * reading and the reply helpers below; each other file implements the handlers of one area
- * (auth.c, monitors.c, history.c, alerts.c, channels.c, maintenance.c, admin_api.c). Symbols are prefixed
- * gw_ because tests link every service's core library together.
+ * (auth.c, monitors.c, history.c, alerts.c, channels.c, maintenance.c, admin_api.c).
+ * Symbols are prefixed gw_ because tests link every service's core library together.
  *
  * A request's life: server.c matches the route (404/405 JSON otherwise), applies the rate
  * limits (429 + Retry-After), checks the JWT unless the route is public (401), checks the role
