@@ -4,7 +4,8 @@
      (attempts 1), notifications empty;
   2. the same event again -> no second email, mailer_duplicates_skipped_total 1;
   3. a garbage message -> notifications_dead with x-upmon-error;
-  4. an event whose alerts row does not exist -> acked and dropped, nothing sent;
+  4. an event whose alerts row does not exist -> acked and dropped, nothing sent; a test
+     notification (kind test, channel_id, no alerts row) -> sent, no deliveries row;
   5. a webhook channel to a blocked address (SSRF guard) -> failed at once, no retry;
   6. the SMTP sink stopped, an alert published -> pending with attempts and last_error, sent
      through notifications.retry.1; the sink started -> delivered, exactly one email;
@@ -264,6 +265,16 @@ try:
     g.check(g.psql("SELECT count(*) FROM deliveries WHERE alert_id = :'v1'", ghost)[0][0] ==
             "0", "no deliveries row for it")
     print("ok 4 alert without an alerts row -> dropped")
+
+    # 4b. kind test (POST /channels/{id}/test): its channel only, no alerts/deliveries row
+    tid = "test:%s:%s" % (e1, uuid.uuid4())
+    publish("alert.test", {"v": 1, "alert_id": tid, "kind": "test", "owner_id": owner,
+                           "channel_id": e1, "at": now_ms()}, tid)
+    wait_for(lambda: len(mails_to(addr1)) == 2, 15, "the test email")
+    g.check(tid.encode() in mails_to(addr1)[1], "the test email carries its delivery id")
+    g.check(g.psql("SELECT count(*) FROM deliveries")[0][0] == "1",
+            "no deliveries row for a test notification")
+    print("ok 4b test notification -> sent to its channel, no deliveries row")
 
     # 5. webhook to a blocked address: failed at once, no retry
     m2 = monitor("api two")
