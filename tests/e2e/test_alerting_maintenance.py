@@ -79,6 +79,7 @@ def main():
                            bound + 10, "DOWN email without the window")
         print("without the window: DOWN email %.1f s after the target went down" %
               (g.sink_stamp(downs[0][0]) - t_down))
+        print("emails of the monitor: %r" % [m["Subject"] for _, m in g.mails_to(addr)])
         st.ok = True
         print("ok")
     finally:
