@@ -25,24 +25,6 @@ static const char *const alert_kinds[] = { "down", "recovery", "system_error", "
 	"a.id::text, a.monitor_id::text, m.name, a.kind, a.message, a.details::text, " \
 	"upmon_ts_to_ms(a.created_at), upmon_ts_to_ms(a.acked_at), a.acked_by::text"
 
-static bool
-is_uuid(const char *s)
-{
-	size_t i;
-
-	if (strlen(s) != GW_UUID_LEN)
-		return false;
-	for (i = 0; i < GW_UUID_LEN; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return false;
-		} else if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
-		    (s[i] >= 'A' && s[i] <= 'F')))
-			return false;
-	}
-	return true;
-}
-
 /* One alert from a row of ALERT_COLS. */
 static struct json_object *
 alert_json(PGresult *res, int row)
@@ -101,13 +83,10 @@ read_filter(struct gw_req *r, struct alert_filter *f)
 	if (rc == -EINVAL)
 		return rc;
 	if (rc == 0) {
-		if (!is_uuid(buf)) {
+		if (!gw_uuid_parse(buf, strlen(buf), f->monitor_id)) {
 			reply_field(r, "monitor_id", "must be a uuid");
 			return -EINVAL;
 		}
-		for (i = 0; i < GW_UUID_LEN; i++)
-			f->monitor_id[i] = (buf[i] >= 'A' && buf[i] <= 'F') ?
-			    (char)(buf[i] - 'A' + 'a') : buf[i];
 		f->has_monitor = true;
 	}
 	rc = gw_query_str(r, "kind", buf, sizeof(buf));

@@ -504,31 +504,6 @@ static const char links_sql[] = "SELECT " CHAN_COLS " FROM notification_channels
     "  WHERE monitor_id = $1::uuid AND owner_id = $2::uuid)"
     " ORDER BY name, id";
 
-/* A uuid (8-4-4-4-12 hex digits, either case) copied in lowercase into out. */
-static bool
-link_uuid(const char *s, char out[GW_UUID_LEN + 1])
-{
-	size_t i;
-
-	if (strlen(s) != GW_UUID_LEN)
-		return false;
-	for (i = 0; i < GW_UUID_LEN; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return false;
-			out[i] = '-';
-		} else if (s[i] >= '0' && s[i] <= '9') {
-			out[i] = s[i];
-		} else if ((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'f') {
-			out[i] = (char)(s[i] | 0x20);
-		} else {
-			return false;
-		}
-	}
-	out[GW_UUID_LEN] = '\0';
-	return true;
-}
-
 /* Answers {"items": [...]} with the monitor's linked channels (after checking that the monitor
  * is the caller's: 404 otherwise). */
 static void
@@ -584,6 +559,7 @@ links_parse(struct gw_req *r, char arr[2 + LINKS_MAX * (GW_UUID_LEN + 1)])
 	struct upmon_jv v;
 	size_t i, j, n, len;
 	char key[48];
+	const char *id;
 
 	upmon_jv_init(&v, r->body);
 	upmon_jv_allow(&v, allowed);
@@ -592,8 +568,8 @@ links_parse(struct gw_req *r, char arr[2 + LINKS_MAX * (GW_UUID_LEN + 1)])
 		n = json_object_array_length(a);
 		for (i = 0; i < n; i++) {
 			snprintf(key, sizeof(key), "channel_ids[%zu]", i);
-			if (!link_uuid(json_object_get_string(json_object_array_get_idx(a, i)),
-			    ids[i])) {
+			id = json_object_get_string(json_object_array_get_idx(a, i));
+			if (!gw_uuid_parse(id, strlen(id), ids[i])) {
 				upmon_jv_fail(&v, key, "must be a uuid");
 				continue;
 			}

@@ -201,6 +201,10 @@ void gw_reply_fields(struct gw_req *r, struct json_object *fields);
 
 /* ---- query strings (reply.c) ------------------------------------------------------------ */
 
+/* Copies the uuid s[0..n) (8-4-4-4-12 hex digits, either case) in lowercase into out and
+ * returns true; false when it is not one (out is then unspecified). */
+bool gw_uuid_parse(const char *s, size_t n, char out[GW_UUID_LEN + 1]);
+
 /* Answers 400 (naming every unknown parameter in fields) unless each query parameter is in
  * allowed (NULL-terminated). Returns 0, or -EINVAL after replying. */
 int gw_query_allow(struct gw_req *r, const char *const *allowed);

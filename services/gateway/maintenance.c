@@ -90,31 +90,6 @@ mw_json(const PGresult *res, int i)
 	return o;
 }
 
-/* A uuid (either case) copied in lowercase into out. */
-static bool
-mw_uuid(const char *s, char out[GW_UUID_LEN + 1])
-{
-	size_t i;
-
-	if (strlen(s) != GW_UUID_LEN)
-		return false;
-	for (i = 0; i < GW_UUID_LEN; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return false;
-			out[i] = '-';
-		} else if (s[i] >= '0' && s[i] <= '9') {
-			out[i] = s[i];
-		} else if ((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'f') {
-			out[i] = (char)(s[i] | 0x20);
-		} else {
-			return false;
-		}
-	}
-	out[GW_UUID_LEN] = '\0';
-	return true;
-}
-
 /* True when key is present and not null. */
 static bool
 given(struct json_object *obj, const char *key)
@@ -303,7 +278,7 @@ validate(struct gw_req *r, struct json_object *obj, struct json_object *body,
 	s = NULL;
 	if (upmon_jv_string(&v, "monitor_id", 1, 64, UPMON_JV_NULLABLE | UPMON_JV_NO_CTRL,
 	    &s) == 0 && s != NULL) {
-		if (mw_uuid(s, in->monitor_buf))
+		if (gw_uuid_parse(s, strlen(s), in->monitor_buf))
 			in->monitor_id = in->monitor_buf;
 		else
 			upmon_jv_fail(&v, "monitor_id", "must be a uuid");
@@ -405,7 +380,7 @@ gw_maintenance_list(struct gw_req *r)
 		return;
 	if ((rc = gw_query_str(r, "monitor_id", buf, sizeof(buf))) == -EINVAL)
 		return;
-	if (rc == 0 && !mw_uuid(buf, mid)) {
+	if (rc == 0 && !gw_uuid_parse(buf, strlen(buf), mid)) {
 		f = json_object_new_object();
 		json_object_object_add(f, "monitor_id", json_object_new_string("must be a uuid"));
 		gw_reply_fields(r, f);

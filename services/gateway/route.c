@@ -8,10 +8,8 @@
 
 #include "server_int.h"
 
-/* Copies a uuid segment (8-4-4-4-12 hex digits) in lowercase into out; false if it is not
- * one. */
-static bool
-uuid_segment(const char *s, size_t n, char *out)
+bool
+gw_uuid_parse(const char *s, size_t n, char out[GW_UUID_LEN + 1])
 {
 	size_t i;
 	char c;
@@ -64,7 +62,7 @@ match_pattern(const char *pat, const char *path, char params[][GW_UUID_LEN + 1])
 		se = seg_end(path);
 		if (pe - pat == 4 && memcmp(pat, "{id}", 4) == 0) {
 			if (np >= GW_MAX_PARAMS ||
-			    !uuid_segment(path, (size_t)(se - path), params[np]))
+			    !gw_uuid_parse(path, (size_t)(se - path), params[np]))
 				return -1;
 			np++;
 		} else if (pe - pat != se - path || memcmp(pat, path, (size_t)(pe - pat)) != 0) {

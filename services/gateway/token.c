@@ -100,21 +100,13 @@ out:
 	return ok;
 }
 
+/* A uuid as the API writes them: lowercase only. */
 static bool
 is_uuid(const char *s)
 {
-	size_t i;
+	char low[GW_UUID_LEN + 1];
 
-	if (s == NULL || strlen(s) != GW_UUID_LEN)
-		return false;
-	for (i = 0; i < GW_UUID_LEN; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return false;
-		} else if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	}
-	return true;
+	return s != NULL && gw_uuid_parse(s, strlen(s), low) && strcmp(low, s) == 0;
 }
 
 int
