@@ -94,10 +94,11 @@ static const struct upmon_config_opt mailer_opts[] = {
 	{ "UPMON_MAILER_SSRF_ALLOW", UPMON_CFG_STRING, 0, 4096, NULL, NULL, NULL,
 	  "Comma-separated addresses and CIDR ranges webhooks may reach despite the guard.",
 	  MS(ssrf_allow), 0, NULL },
-	{ "UPMON_MAILER_MAX_ATTEMPTS", UPMON_CFG_INT, 0, 100, "0", NULL, NULL,
+	{ "UPMON_MAILER_MAX_ATTEMPTS", UPMON_CFG_INT, 0, 100, "30", NULL, NULL,
 	  "Attempts of one notification (temporary failures) before it is dead-lettered to "
-	  "notifications_dead; 0 = the notification retry levels + 1.", MS(max_attempts), 0,
-	  NULL },
+	  "notifications_dead; past the last retry queue (5 s, 10 s, 20 s, 40 s, 80 s) every "
+	  "retry waits 80 s, so 30 attempts ride out about 35 minutes of SMTP or webhook "
+	  "outage; 0 = the notification retry levels + 1.", MS(max_attempts), 0, NULL },
 };
 
 static int
