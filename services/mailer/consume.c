@@ -102,37 +102,37 @@ metrics_init(struct consume_metrics *m, struct upmon_metrics *reg)
 	memset(m, 0, sizeof(*m));
 	if (reg == NULL)
 		return;
-	m->n_done = upmon_metrics_counter(reg, "mailer_notifications_total", nh, "outcome",
+	m->n_done = upmon_metrics_counter(reg, "upmon_mailer_notifications_total", nh, "outcome",
 	    "done", NULL);
-	m->n_retried = upmon_metrics_counter(reg, "mailer_notifications_total", nh, "outcome",
+	m->n_retried = upmon_metrics_counter(reg, "upmon_mailer_notifications_total", nh, "outcome",
 	    "retried", NULL);
-	m->n_dead = upmon_metrics_counter(reg, "mailer_notifications_total", nh, "outcome",
+	m->n_dead = upmon_metrics_counter(reg, "upmon_mailer_notifications_total", nh, "outcome",
 	    "dead", NULL);
-	m->n_dropped = upmon_metrics_counter(reg, "mailer_notifications_total", nh, "outcome",
+	m->n_dropped = upmon_metrics_counter(reg, "upmon_mailer_notifications_total", nh, "outcome",
 	    "dropped", NULL);
-	m->n_invalid = upmon_metrics_counter(reg, "mailer_notifications_total", nh, "outcome",
+	m->n_invalid = upmon_metrics_counter(reg, "upmon_mailer_notifications_total", nh, "outcome",
 	    "invalid", NULL);
 	for (k = 0; k < 2; k++)
 		for (r = 0; r < 3; r++)
-			m->d[k][r] = upmon_metrics_counter(reg, "mailer_deliveries_total", dh,
+			m->d[k][r] = upmon_metrics_counter(reg, "upmon_mailer_deliveries_total", dh,
 			    "kind", kind_names[k], "result", result_names[r], NULL);
-	m->seconds = upmon_metrics_histogram(reg, "mailer_delivery_seconds",
+	m->seconds = upmon_metrics_histogram(reg, "upmon_mailer_delivery_seconds",
 	    "Time of one send (SMTP transaction or webhook request).", secs,
 	    sizeof(secs) / sizeof(secs[0]), NULL);
-	m->retried = upmon_metrics_counter(reg, "mailer_retried_total",
+	m->retried = upmon_metrics_counter(reg, "upmon_mailer_retried_total",
 	    "Notifications sent to a retry queue after a temporary failure.", NULL);
-	m->dead = upmon_metrics_counter(reg, "mailer_dead_total",
+	m->dead = upmon_metrics_counter(reg, "upmon_mailer_dead_total",
 	    "Notifications dead-lettered (undecodable, or past the attempts).", NULL);
-	m->duplicates = upmon_metrics_counter(reg, "mailer_duplicates_skipped_total",
+	m->duplicates = upmon_metrics_counter(reg, "upmon_mailer_duplicates_skipped_total",
 	    "Channel deliveries skipped because they were already delivered.", NULL);
-	m->record_lost = upmon_metrics_counter(reg, "mailer_record_lost_total",
+	m->record_lost = upmon_metrics_counter(reg, "upmon_mailer_record_lost_total",
 	    "Sends whose outcome could not be recorded in time (the message is retried and "
 	    "the send may repeat).", NULL);
-	m->amqp_up = upmon_metrics_gauge(reg, "mailer_amqp_connected",
+	m->amqp_up = upmon_metrics_gauge(reg, "upmon_mailer_amqp_connected",
 	    "Worker threads whose RabbitMQ connection is up.", NULL);
-	m->db_up = upmon_metrics_gauge(reg, "mailer_db_connected",
+	m->db_up = upmon_metrics_gauge(reg, "upmon_mailer_db_connected",
 	    "Worker threads whose PostgreSQL connection is up.", NULL);
-	m->inflight = upmon_metrics_gauge(reg, "mailer_inflight",
+	m->inflight = upmon_metrics_gauge(reg, "upmon_mailer_inflight",
 	    "Notifications taken from the broker and not yet acked.", NULL);
 }
 

@@ -2,7 +2,7 @@
 
   1. alert.down for a monitor with an email channel -> one email, deliveries row delivered
      (attempts 1), notifications empty;
-  2. the same event again -> no second email, mailer_duplicates_skipped_total 1;
+  2. the same event again -> no second email, upmon_mailer_duplicates_skipped_total 1;
   3. a garbage message -> notifications_dead with x-upmon-error;
   4. an event whose alerts row does not exist -> acked and dropped, nothing sent; a test
      notification (kind test, channel_id, no alerts row) -> sent, no deliveries row;
@@ -236,7 +236,7 @@ try:
 
     # 2. the same event again: skipped as a duplicate
     publish("alert.down", ev1, a1)
-    wait_for(lambda: mailer.metric("mailer_duplicates_skipped_total") == 1, 15,
+    wait_for(lambda: mailer.metric("upmon_mailer_duplicates_skipped_total") == 1, 15,
              "duplicate skipped")
     wait_for(lambda: queue_len("notifications") == 0, 10, "notifications empty")
     time.sleep(1)
@@ -252,14 +252,14 @@ try:
     hdrs = msgs[0]["properties"].get("headers", {})
     g.check("undecodable" in hdrs.get("x-upmon-error", ""),
             "x-upmon-error of the dead letter: %r" % (hdrs,))
-    g.check(mailer.metric("mailer_dead_total") == 1, "mailer_dead_total 1")
+    g.check(mailer.metric("upmon_mailer_dead_total") == 1, "upmon_mailer_dead_total 1")
     print("ok 3 garbage -> notifications_dead with x-upmon-error: %s" %
           hdrs.get("x-upmon-error"))
 
     # 4. no alerts row -> dropped, nothing sent
     ghost = str(uuid.uuid4())
     publish("alert.down", alert_event(ghost, m1, owner, "api one"), ghost)
-    wait_for(lambda: mailer.metric('mailer_notifications_total{outcome="dropped"}') == 1,
+    wait_for(lambda: mailer.metric('upmon_mailer_notifications_total{outcome="dropped"}') == 1,
              15, "alert without a row dropped")
     g.check(len(mails_to(addr1)) == 1, "nothing sent for an alert without a row")
     g.check(g.psql("SELECT count(*) FROM deliveries WHERE alert_id = :'v1'", ghost)[0][0] ==
@@ -281,14 +281,14 @@ try:
     w2 = channel("webhook", {"url": "http://127.0.0.1:9/hook"}, "blocked hook")
     link(m2, w2)
     a2 = alert(m2)
-    retried0 = mailer.metric("mailer_retried_total")
+    retried0 = mailer.metric("upmon_mailer_retried_total")
     publish("alert.down", alert_event(a2, m2, owner, "api two"), a2)
     wait_for(lambda: (delivery(a2, w2) or [""])[0] == "failed", 15, "webhook row failed")
     row = delivery(a2, w2)
     g.check(row[1] == "1" and row[2] != "", "failed row: %r" % (row,))
     wait_for(lambda: queue_len("notifications") == 0, 10, "notifications empty")
     g.check(queue_len("notifications.retry.1") == 0, "no retry for a permanent failure")
-    g.check(mailer.metric("mailer_retried_total") == retried0, "retried unchanged")
+    g.check(mailer.metric("upmon_mailer_retried_total") == retried0, "retried unchanged")
     print("ok 5 blocked webhook -> failed at once (%s), no retry" % row[2])
 
     # 6. SMTP down -> pending + retry queue; SMTP back -> delivered, one email
@@ -305,7 +305,7 @@ try:
                  "temporary failure recorded")
         row = delivery(a3, e3)
         g.check(row[0] == "pending" and row[2] != "", "pending row: %r" % (row,))
-        wait_for(lambda: mailer.metric("mailer_retried_total") >= retried0 + 1, 10,
+        wait_for(lambda: mailer.metric("upmon_mailer_retried_total") >= retried0 + 1, 10,
                  "sent to a retry queue")
         g.check(mails_to(addr3) == [], "no email while the sink is down")
     finally:
@@ -349,7 +349,7 @@ try:
     e4 = channel("email", {"to": ["permfail@example.test"]}, "refused mail")
     link(m4, e4)
     a4 = alert(m4)
-    retried0 = mailer.metric("mailer_retried_total")
+    retried0 = mailer.metric("upmon_mailer_retried_total")
     publish("alert.down", alert_event(a4, m4, owner, "api four"), a4)
     wait_for(lambda: (delivery(a4, e4) or [""])[0] == "failed", 15, "550 row failed")
     row = delivery(a4, e4)
@@ -363,7 +363,7 @@ try:
     row = delivery(a5, e5)
     g.check(row[0] == "pending" and row[1] == "2" and "451" in row[2],
             "row after 2 temporary failures: %r" % (row,))
-    g.check(mailer.metric("mailer_retried_total") == retried0 + 1,
+    g.check(mailer.metric("upmon_mailer_retried_total") == retried0 + 1,
             "one retry for the 451 alert, none for the 550 one")
     errs = [m["properties"].get("headers", {}).get("x-upmon-error", "")
             for m in dead_messages()]
