@@ -10,8 +10,9 @@
 # 1 s, 2 s, .. capped at 2 s). Per run: a new http monitor (interval --interval, --retries
 # confirmation re-probes) on a target in this process, linked to an email channel; once it is
 # up, the target goes down at a random phase of the interval; the latency is the SMTP sink's
-# time of storing the DOWN email minus the moment the target went down. Prints each latency
-# and the P4 bound (one interval + the re-probes' backoff + 2 s); exits 1 if a run exceeds it.
+# time of storing the DOWN email minus the moment the target went down (also shown: minus the
+# first failing slot, i.e. the re-probe backoff plus the pipeline). Prints each latency and
+# the P4 bound (one interval + the re-probes' backoff + 2 s); exits 1 if a run exceeds it.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 
@@ -61,6 +62,7 @@ interval = int(os.environ["BENCH_INTERVAL"])
 retries = int(os.environ["BENCH_RETRIES"])
 st = g.AlertStack("bench")
 lat = []
+after_slot = []
 try:
     st.start()
     bound = g.p4_bound(interval, retries, st.RETRY_BASE_MS, st.RETRY_MAX_MS)
@@ -77,13 +79,20 @@ try:
         t_down = st.target.set_up(False, path)
         m = g.wait_for(lambda: g.mails_to(addr), bound + 30, "DOWN email of run %d" % i,
                        step=0.05)
-        lat.append(g.sink_stamp(m[0][0]) - t_down)
-        print("run %d: DOWN email accepted %.2f s after the target went down (bound %.1f s)"
-              % (i, lat[-1], bound), flush=True)
+        stamp = g.sink_stamp(m[0][0])
+        lat.append(stamp - t_down)
+        slot = g.psql("SELECT min(upmon_ts_to_ms(scheduled_at)) FROM check_results WHERE "
+                      "monitor_id = :'v1' AND NOT ok AND attempt = 1", mon["id"])[0][0]
+        after_slot.append(stamp - int(slot) / 1000.0)
+        print("run %d: DOWN email accepted %.2f s after the target went down, %.2f s after "
+              "the first failing slot (bound %.1f s)" % (i, lat[-1], after_slot[-1], bound),
+              flush=True)
         st.c.ok("DELETE", "/monitors/%s" % mon["id"], want=204)
-    print("P4: runs %d, min %.2f s, median %.2f s, max %.2f s, bound %.1f s: %s"
+    print("P4: runs %d, min %.2f s, median %.2f s, max %.2f s, bound %.1f s: %s; from the "
+          "first failing slot: median %.2f s, max %.2f s"
           % (len(lat), min(lat), statistics.median(lat), max(lat), bound,
-             "met" if max(lat) <= bound else "MISSED"))
+             "met" if max(lat) <= bound else "MISSED", statistics.median(after_slot),
+             max(after_slot)))
     st.ok = True
 finally:
     st.stop()
