@@ -376,6 +376,10 @@ next:
 	return 0;
 }
 
+/* The client SSL_CTX. For STARTTLS (libesmtp's I/O) TLS 1.3 is left out: libesmtp 1.1
+ * reads a TLS 1.3 NewSessionTicket that arrives after the handshake as a dropped connection
+ * (seen as a flaky "server dropped connection" right after STARTTLS), so that path speaks
+ * TLS 1.2. The implicit-TLS relay does its own reads and keeps TLS 1.3. */
 static SSL_CTX *
 tls_ctx(const struct mailer_smtp_config *cfg)
 {
@@ -384,6 +388,8 @@ tls_ctx(const struct mailer_smtp_config *cfg)
 	if (ctx == NULL)
 		return NULL;
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (cfg->tls == MAILER_SMTP_TLS_STARTTLS)
+		SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
 	if (cfg->ca_file != NULL && cfg->ca_file[0] != '\0') {
 		if (SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL) != 1) {
 			log_warnx("smtp: cannot load ca file %s", cfg->ca_file);
@@ -435,6 +441,8 @@ tunnel_run(void *arg)
 			break;
 		if (SSL_pending(t->ssl) > 0 || pfd[1].revents != 0) {
 			n = SSL_read(t->ssl, buf, sizeof(buf));
+			if (n <= 0 && SSL_get_error(t->ssl, n) == SSL_ERROR_WANT_READ)
+				continue;	/* a record without data (a session ticket) */
 			if (n <= 0 || send(cfd, buf, (size_t)n, MSG_NOSIGNAL) != n)
 				break;
 		}
@@ -723,6 +731,16 @@ classify(struct send_state *st, smtp_session_t session, smtp_message_t msg,
 				off += (size_t)n;
 		}
 	}
+	if (ok == 0 && temp + perm > 0) {
+		/* every recipient refused (a pipelined DATA then gets 503: not the reason) */
+		if (temp > 0)
+			mailer_outcome_set(out, MAILER_TEMPFAIL, code4,
+			    "smtp: recipients refused: %s", refused);
+		else
+			mailer_outcome_set(out, MAILER_PERMFAIL, code5,
+			    "smtp: recipients refused: %s", refused);
+		return;
+	}
 	s = smtp_message_transfer_status(msg);
 	if (s != NULL && s->code >= 200 && s->code < 300 && ok > 0) {
 		mailer_outcome_init(out);
@@ -736,15 +754,6 @@ classify(struct send_state *st, smtp_session_t session, smtp_message_t msg,
 	if (s != NULL && s->code >= 400) {
 		mailer_outcome_set(out, s->code >= 500 ? MAILER_PERMFAIL : MAILER_TEMPFAIL, s->code,
 		    "smtp: message refused: %d %s", s->code, s->text ? s->text : "");
-		return;
-	}
-	if (ok == 0 && temp + perm > 0) {
-		if (temp > 0)
-			mailer_outcome_set(out, MAILER_TEMPFAIL, code4,
-			    "smtp: recipients refused: %s", refused);
-		else
-			mailer_outcome_set(out, MAILER_PERMFAIL, code5,
-			    "smtp: recipients refused: %s", refused);
 		return;
 	}
 	/* the session ended before an answer to the message: greeting refused, dropped... */
@@ -907,6 +916,11 @@ mailer_email_send(const struct mailer_smtp_config *cfg, const struct mailer_link
 		log_warnx("smtp: sent without authentication: the server offered no usable "
 		    "mechanism");
 done:
+	for (i = 0; out->error[i] != '\0'; i++)	/* server text: one line */
+		if ((unsigned char)out->error[i] < 0x20 || out->error[i] == 0x7f)
+			out->error[i] = ' ';
+	while (i > 0 && out->error[i - 1] == ' ')
+		out->error[--i] = '\0';
 	if (session != NULL)
 		smtp_destroy_session(session);
 	if (auth != NULL)
