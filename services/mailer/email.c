@@ -315,6 +315,16 @@ build_message(struct ebuf *b, const struct mailer_smtp_config *cfg,
 
 /* ---- connecting ------------------------------------------------------------------------- */
 
+/* strerror(err) with a lowercase first letter (error lines are lowercase), into buf. */
+static const char *
+errstr(int err, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s", strerror(err));
+	if (buf[0] >= 'A' && buf[0] <= 'Z')
+		buf[0] = (char)(buf[0] - 'A' + 'a');
+	return buf;
+}
+
 /* Connects to host:port within timeout_ms; the fd (blocking again) in *fdp. On failure fills
  * out with TEMPFAIL (refused, unreachable, timeout, DNS) and returns -1. */
 static int
@@ -367,8 +377,10 @@ next:
 	}
 	freeaddrinfo(res);
 	if (fd < 0) {
+		char eb[128];
+
 		mailer_outcome_set(out, MAILER_TEMPFAIL, 0, "smtp: connect to %s:%d: %s", host,
-		    port, strerror(err));
+		    port, errstr(err, eb, sizeof(eb)));
 		return -1;
 	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
@@ -528,7 +540,12 @@ tunnel_open(struct tunnel *t, const struct mailer_smtp_config *cfg, SSL_CTX *ctx
 	t->running = 1;
 	return 0;
 local:
-	mailer_outcome_set(out, MAILER_TEMPFAIL, 0, "smtp: tls relay: %s", strerror(errno));
+	{
+		char eb[128];
+
+		mailer_outcome_set(out, MAILER_TEMPFAIL, 0, "smtp: tls relay: %s",
+		    errstr(errno, eb, sizeof(eb)));
+	}
 	return -1;
 }
 

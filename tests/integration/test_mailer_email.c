@@ -15,11 +15,13 @@
  * verification); STARTTLS required but not offered PERMFAIL; implicit TLS SENT and PERMFAIL
  * with the wrong CA; tempfail@ TEMPFAIL 451; permfail@ PERMFAIL 550; one refused and one
  * accepted SENT with the refusal noted; connection refused TEMPFAIL; a server slower than the
- * timeout TEMPFAIL within about the timeout, the message stored (the duplicate case).
+ * timeout TEMPFAIL within about the timeout, the message stored (the duplicate case); four
+ * threads sending at once over STARTTLS + AUTH, every message arriving.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdint.h>
@@ -529,6 +531,57 @@ test_faults(const struct sink *plain)
 	upmon_alert_event_release(&ev);
 }
 
+struct thread_arg {
+	const struct sink *sink;
+	const char *ca;
+	int sent;
+};
+
+static void *
+thread_send(void *p)
+{
+	struct thread_arg *a = p;
+	struct upmon_alert_event ev;
+	struct mailer_channel ch;
+	struct mailer_smtp_config c;
+	struct mailer_outcome out;
+	int i;
+
+	event(&ev, UPMON_ALERT_DOWN, "api");
+	channel(&ch, "ops@example.org", NULL);
+	config(&c, a->sink, MAILER_SMTP_TLS_STARTTLS);
+	c.ca_file = a->ca;
+	c.user = "alice";
+	c.password = "s3cret";
+	for (i = 0; i < 3; i++)
+		if (mailer_email_send(&c, &links, &ch, &ev, DELIVERY, &out) == 0 &&
+		    out.result == MAILER_SENT)
+			a->sent++;
+	mailer_channel_release(&ch);
+	upmon_alert_event_release(&ev);
+	return NULL;
+}
+
+/* Four worker threads sending at once (STARTTLS + AUTH): every message arrives. */
+static void
+test_threads(const struct sink *tls, const char *ca)
+{
+	struct thread_arg args[4];
+	pthread_t th[4];
+	int i, before = sink_count(tls, NULL, 0), sent = 0;
+
+	for (i = 0; i < 4; i++) {
+		args[i] = (struct thread_arg){ tls, ca, 0 };
+		REQUIRE(pthread_create(&th[i], NULL, thread_send, &args[i]) == 0);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		sent += args[i].sent;
+	}
+	CHECK_EQ(sent, 12);
+	CHECK_EQ(sink_count(tls, NULL, 0), before + 12);
+}
+
 int
 main(void)
 {
@@ -573,6 +626,8 @@ main(void)
 	test_starttls_auth(&stls, &plain, ca, other_ca);
 	fprintf(stderr, "-- implicit tls\n");
 	test_implicit_tls(&itls, ca, other_ca);
+	fprintf(stderr, "-- threads\n");
+	test_threads(&stls, ca);
 	fprintf(stderr, "-- faults\n");
 	test_faults(&plain);
 
