@@ -590,14 +590,26 @@ on_event(smtp_session_t session, int event, void *arg, ...)
 		else
 			snprintf(st->tls_error, sizeof(st->tls_error), "no server certificate");
 		break;
-	case SMTP_EV_WRONG_PEER_CERTIFICATE:
+	case SMTP_EV_WRONG_PEER_CERTIFICATE: {
+		SSL *ssl;
+		X509 *cert;
+
 		ok = va_arg(ap, int *);
-		if (!st->cfg->verify_tls)
+		(void)va_arg(ap, char *);
+		ssl = va_arg(ap, SSL *);
+		/* libesmtp matches DNS names only: an IP address in the subjectAltName (and
+		 * OpenSSL's stricter wildcard rules) are checked here */
+		cert = ssl != NULL ? SSL_get1_peer_certificate(ssl) : NULL;
+		if (!st->cfg->verify_tls || (cert != NULL &&
+		    (X509_check_ip_asc(cert, st->cfg->host, 0) == 1 ||
+		    X509_check_host(cert, st->cfg->host, 0, 0, NULL) == 1)))
 			*ok = 1;
 		else
 			snprintf(st->tls_error, sizeof(st->tls_error),
 			    "certificate does not match host %s", st->cfg->host);
+		X509_free(cert);
 		break;
+	}
 	case SMTP_EV_WEAK_CIPHER:
 		(void)va_arg(ap, int);
 		ok = va_arg(ap, int *);

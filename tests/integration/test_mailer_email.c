@@ -2,7 +2,8 @@
  * upmon-mailer's email sender (services/mailer/email.c, libesmtp) against upmon-smtp-sink
  * instances this test starts on free loopback ports: plain; STARTTLS with AUTH required; and
  * implicit TLS. Certificates come from the openssl CLI in a temporary directory: a CA, a
- * server certificate it signed (for 127.0.0.1), and a second, unrelated CA.
+ * server certificate it signed (subjectAltName DNS:localhost and IP:127.0.0.1 only, so the
+ * host check of an IP address is exercised), and a second, unrelated CA.
  * Needs no broker or database; it lives here because it starts servers.
  *
  * Covers: a parsed .eml (Date, From, To, Subject, Message-ID <delivery@upmon>,
@@ -12,7 +13,7 @@
  * subject RFC 2047-encoded; a recipient with CR/LF refused (PERMFAIL, nothing stored);
  * STARTTLS verified against the CA file with AUTH (X-Upmon-TLS / X-Upmon-Auth recorded); a
  * wrong password PERMFAIL 535; a certificate from another CA PERMFAIL (SENT without
- * verification); STARTTLS required but not offered PERMFAIL; implicit TLS SENT and PERMFAIL
+ * verification); one from the right CA for another host PERMFAIL (SENT unverified); STARTTLS required but not offered PERMFAIL; implicit TLS SENT and PERMFAIL
  * with the wrong CA; tempfail@ TEMPFAIL 451; permfail@ PERMFAIL 550; one refused and one
  * accepted SENT with the refusal noted; connection refused TEMPFAIL; a server slower than the
  * timeout TEMPFAIL within about the timeout, the message stored (the duplicate case); four
@@ -446,6 +447,29 @@ test_starttls_auth(const struct sink *tls, const struct sink *plain, const char 
 	upmon_alert_event_release(&ev);
 }
 
+/* A certificate from the right CA, but for wrong.example: PERMFAIL; SENT unverified. */
+static void
+test_wrong_host(const struct sink *wrong, const char *ca)
+{
+	struct upmon_alert_event ev;
+	struct mailer_channel ch;
+	struct mailer_smtp_config c;
+	struct mailer_outcome out;
+
+	event(&ev, UPMON_ALERT_DOWN, "api");
+	channel(&ch, "ops@example.org", NULL);
+	config(&c, wrong, MAILER_SMTP_TLS_STARTTLS);
+	c.ca_file = ca;
+	CHECK_EQ(send1(&c, &ch, &ev, &out), MAILER_PERMFAIL);
+	CHECK_CONTAINS(out.error, "does not match host 127.0.0.1");
+	CHECK_EQ(sink_count(wrong, NULL, 0), 0);
+	c.verify_tls = false;
+	CHECK_EQ(send1(&c, &ch, &ev, &out), MAILER_SENT);
+	CHECK_EQ(sink_count(wrong, NULL, 0), 1);
+	mailer_channel_release(&ch);
+	upmon_alert_event_release(&ev);
+}
+
 static void
 test_implicit_tls(const struct sink *tls, const char *ca, const char *other_ca)
 {
@@ -585,8 +609,8 @@ test_threads(const struct sink *tls, const char *ca)
 int
 main(void)
 {
-	struct sink plain = { 0 }, stls = { 0 }, itls = { 0 };
-	char ca[128], other_ca[128], cert[128], key[128];
+	struct sink plain = { 0 }, stls = { 0 }, itls = { 0 }, wrong = { 0 };
+	char ca[128], other_ca[128], cert[128], key[128], wcert[128], wkey[128];
 
 	/* as upmon-mailer does: a server closing on us is an error, not a signal */
 	signal(SIGPIPE, SIG_IGN);
@@ -600,22 +624,31 @@ main(void)
 	    "-subj /CN=upmon-other-ca >/dev/null 2>&1 && "
 	    "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr "
 	    "-subj /CN=127.0.0.1 >/dev/null 2>&1 && "
-	    "printf 'subjectAltName=DNS:localhost,DNS:127.0.0.1,IP:127.0.0.1\\n' > ext.cnf && "
+	    "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext.cnf && "
 	    "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
-	    "-out server.pem -days 2 -extfile ext.cnf >/dev/null 2>&1", tmp) == 0);
+	    "-out server.pem -days 2 -extfile ext.cnf >/dev/null 2>&1 && "
+	    "openssl req -newkey rsa:2048 -nodes -keyout wrong.key -out wrong.csr "
+	    "-subj /CN=wrong.example >/dev/null 2>&1 && "
+	    "printf 'subjectAltName=DNS:wrong.example\\n' > wrong.cnf && "
+	    "openssl x509 -req -in wrong.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+	    "-out wrong.pem -days 2 -extfile wrong.cnf >/dev/null 2>&1", tmp) == 0);
 	snprintf(ca, sizeof(ca), "%s/ca.pem", tmp);
 	snprintf(other_ca, sizeof(other_ca), "%s/other.pem", tmp);
 	snprintf(cert, sizeof(cert), "%s/server.pem", tmp);
 	snprintf(key, sizeof(key), "%s/server.key", tmp);
+	snprintf(wcert, sizeof(wcert), "%s/wrong.pem", tmp);
+	snprintf(wkey, sizeof(wkey), "%s/wrong.key", tmp);
 
 	{
 		const char *const o_plain[] = { NULL };
 		const char *const o_stls[] = { "-t", cert, "-k", key, "-a", "alice:s3cret", NULL };
 		const char *const o_itls[] = { "-t", cert, "-k", key, "-T", NULL };
+		const char *const o_wrong[] = { "-t", wcert, "-k", wkey, NULL };
 
 		sink_start(&plain, "plain", o_plain);
 		sink_start(&stls, "starttls", o_stls);
 		sink_start(&itls, "implicit", o_itls);
+		sink_start(&wrong, "wrong", o_wrong);
 	}
 
 	fprintf(stderr, "-- plain and injection\n");
@@ -624,6 +657,8 @@ main(void)
 	test_utf8_subject(&plain);
 	fprintf(stderr, "-- starttls and auth\n");
 	test_starttls_auth(&stls, &plain, ca, other_ca);
+	fprintf(stderr, "-- certificate for another host\n");
+	test_wrong_host(&wrong, ca);
 	fprintf(stderr, "-- implicit tls\n");
 	test_implicit_tls(&itls, ca, other_ca);
 	fprintf(stderr, "-- threads\n");
@@ -634,6 +669,7 @@ main(void)
 	sink_stop(&plain);
 	sink_stop(&stls);
 	sink_stop(&itls);
+	sink_stop(&wrong);
 	test_sh("rm -rf %s", tmp);
 	return test_finish();
 }
