@@ -270,7 +270,7 @@ build_message(struct ebuf *b, const struct mailer_smtp_config *cfg,
     const struct mailer_rendered *r, const char *delivery_id)
 {
 	static atomic_uint seq;
-	char boundary[96];
+	char boundary[96], msgid[MAILER_DELIVERY_ID_MAX + 1];
 	size_t i;
 
 	/* "=_" never occurs in quoted-printable text, so the boundary cannot either */
@@ -285,8 +285,13 @@ build_message(struct ebuf *b, const struct mailer_smtp_config *cfg,
 		eb_str(b, i + 1 < ch->nto ? ",\r\n " : "\r\n");
 	}
 	eb_subject(b, r->subject);
+	/* a test notification's id has colons, which a Message-ID's dot-atom cannot hold */
+	snprintf(msgid, sizeof(msgid), "%s", delivery_id);
+	for (i = 0; msgid[i] != '\0'; i++)
+		if (msgid[i] == ':')
+			msgid[i] = '.';
 	eb_str(b, "Message-ID: <");
-	eb_str(b, delivery_id);
+	eb_str(b, msgid);
 	eb_str(b, "@upmon>\r\nX-Upmon-Delivery: ");
 	eb_str(b, delivery_id);
 	eb_str(b, "\r\nX-Upmon-Event: ");
