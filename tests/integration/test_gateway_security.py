@@ -83,10 +83,14 @@ def seed_b(b):
     alert = g.psql("INSERT INTO alerts (owner_id, monitor_id, kind, dedup_key, message)"
                    " VALUES (:'v1', :'v2', 'down', 'down:' || :'v2' || ':sec', 'b is down')"
                    " RETURNING id", owner, mon["id"])[0][0]
-    return mon, ch, alert
+    mw = b.ok("POST", "/maintenance-windows", {
+        "name": "b-window", "monitor_id": mon["id"], "kind": "once",
+        "starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-01-01T01:00:00Z"}, want=201)
+    b.ok("PUT", "/monitors/%s/channels" % mon["id"], {"channel_ids": [ch["id"]]})
+    return mon, ch, alert, mw
 
 
-def snapshot(b, mon, ch, alert):
+def snapshot(b, mon, ch, alert, mw):
     return {
         "monitor": b.ok("GET", "/monitors/" + mon["id"]),
         "channel": b.ok("GET", "/channels/" + ch["id"]),
@@ -98,19 +102,23 @@ def snapshot(b, mon, ch, alert):
         "db_channel": g.psql("SELECT name, config::text, secret, enabled, updated_at"
                              " FROM notification_channels WHERE id = :'v1'", ch["id"]),
         "outbox": g.psql("SELECT count(*) FROM outbox"),
+        "links": b.ok("GET", "/monitors/%s/channels" % mon["id"]),
+        "window": b.ok("GET", "/maintenance-windows/" + mw["id"]),
+        "db_window": g.psql("SELECT name, kind, starts_at, ends_at, updated_at"
+                            " FROM maintenance_windows WHERE id = :'v1'", mw["id"]),
     }
 
 
 def test_isolation(a, b):
-    mon, ch, alert = seed_b(b)
+    mon, ch, alert, mw = seed_b(b)
     mine = a.ok("POST", "/monitors", {"name": "a-monitor", "type": "tcp", "host": "127.0.0.1",
                                       "port": 9, "interval_seconds": 60}, want=201)
     a.ok("POST", "/channels", {"name": "a-mail", "kind": "email",
                                "config": {"to": ["a@example.test"]}}, want=201)
-    before = snapshot(b, mon, ch, alert)
+    before = snapshot(b, mon, ch, alert, mw)
     g.check(len(before["checks"]) == 1, "B's check row not visible to B: %r" % before)
 
-    m, c = mon["id"], ch["id"]
+    m, c, w = mon["id"], ch["id"], mw["id"]
     mon_body = {"name": "stolen", "type": "http", "url": "http://127.0.0.1:9/a",
                 "interval_seconds": 60}
     ch_body = {"name": "stolen", "kind": "email", "config": {"to": ["a@example.test"]}}
@@ -124,33 +132,52 @@ def test_isolation(a, b):
         ("GET", "/channels/" + c, None), ("PUT", "/channels/" + c, ch_body),
         ("PATCH", "/channels/" + c, {"name": "stolen"}), ("DELETE", "/channels/" + c, None),
         ("POST", "/channels/%s/test" % c, None),
+        ("GET", "/monitors/%s/channels" % m, None),
+        ("PUT", "/monitors/%s/channels" % m, {"channel_ids": []}),
+        ("GET", "/maintenance-windows/" + w, None),
+        ("PUT", "/maintenance-windows/" + w, {"kind": "once",
+                                               "starts_at": "2031-01-01T00:00:00Z",
+                                               "ends_at": "2031-01-01T01:00:00Z"}),
+        ("PATCH", "/maintenance-windows/" + w, {"name": "stolen"}),
+        ("DELETE", "/maintenance-windows/" + w, None),
     ]
     for meth, path, body in calls:
         st, h, resp = a.req(meth, path, body=body)
         e = error_of(st, h, resp, 404, "not_found", "A %s %s (B's id)" % (meth, path))
         # exactly the answer for an id that does not exist at all
         missing = path.replace(m, str(uuid.uuid4())).replace(c, str(uuid.uuid4())).replace(
-            alert, str(uuid.uuid4()))
+            alert, str(uuid.uuid4())).replace(w, str(uuid.uuid4()))
         st2, h2, resp2 = a.req(meth, missing, body=body)
         g.check((st2, resp2) == (st, resp),
                 "%s %s: another tenant's object answers %d %r, a missing one %d %r" % (
                     meth, path, st, resp, st2, resp2))
         g.check("fields" not in e, "404 with fields: %r" % e)
 
-    after = snapshot(b, mon, ch, alert)
+    # B's ids inside A's own requests: refused like ids that do not exist
+    st, h, resp = a.req("PUT", "/monitors/%s/channels" % mine["id"], body={"channel_ids": [c]})
+    e = error_of(st, h, resp, 400, "validation_failed", "A links B's channel")
+    g.check("unknown channel" in json.dumps(e.get("fields")), "link answer: %r" % e)
+    st, h, resp = a.req("POST", "/maintenance-windows", body={
+        "monitor_id": m, "kind": "once", "starts_at": "2030-01-01T00:00:00Z",
+        "ends_at": "2030-01-01T01:00:00Z"})
+    e = error_of(st, h, resp, 400, "validation_failed", "A's window on B's monitor")
+    g.check("unknown monitor" in json.dumps(e.get("fields")), "window answer: %r" % e)
+
+    after = snapshot(b, mon, ch, alert, mw)
     for k in before:
         g.check(before[k] == after[k], "B's %s changed by A's calls:\n%r\n%r" % (
             k, before[k], after[k]))
 
     # A's lists and counters never show B's rows
     lists = ["/monitors", "/monitors?tag=b-only", "/monitors?q=b-monitor", "/alerts",
-             "/alerts?monitor_id=" + m, "/channels", "/monitors?status=pending"]
+             "/alerts?monitor_id=" + m, "/channels", "/monitors?status=pending",
+             "/maintenance-windows", "/maintenance-windows?monitor_id=" + m]
     for p in lists:
         st, _, resp = a.req("GET", p)
         if st == 200:
             ids = json.dumps(resp)
-            g.check(m not in ids and c not in ids and alert not in ids and
-                    "b-monitor" not in ids and "b-hook" not in ids,
+            g.check(m not in ids and c not in ids and alert not in ids and w not in ids and
+                    "b-monitor" not in ids and "b-hook" not in ids and "b-window" not in ids,
                     "A's %s shows B's rows: %r" % (p, resp))
         else:
             g.check(st in (400, 404), "A's %s: %d %r" % (p, st, resp))
