@@ -41,6 +41,7 @@ step "up with the services"
 "$local_dir/up" --no-install --no-build >"$s.up.log" 2>&1 || { cat "$s.up.log" >&2; fail "up failed"; }
 grep -q "self-monitors" "$s.up.log" || { cat "$s.up.log" >&2; fail "up did not create the self-monitors"; }
 admin_line=$(grep "admin login" "$s.up.log" || true)
+grep -q "^  mailer " "$s.up.log" || { cat "$s.up.log" >&2; fail "the banner does not mention the mailer"; }
 rm -f "$s.up.log"
 eval "$("$local_dir/env")"
 sql() { psql -X -q -At -v ON_ERROR_STOP=1 "$UPMON_PG_URL" -c "$1"; }
