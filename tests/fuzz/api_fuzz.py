@@ -139,6 +139,19 @@ class Gen:
 
     def base_body(self, tpl):
         r = self.r
+        c = self.ctx
+        if tpl.endswith("/channels") and tpl.startswith("/monitors"):
+            return {"channel_ids": r.choice([[], [c["ch"]], [c["ch"], c["foreign_ch"]],
+                                             [c["ch"], c["ch"]], [str(uuid.uuid4())]])}
+        if tpl.startswith("/maintenance-windows"):
+            return r.choice([
+                {"name": "fz", "monitor_id": c["mon"], "kind": "once",
+                 "starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-01-01T02:00:00Z"},
+                {"name": "fz", "monitor_id": None, "kind": "weekly", "weekdays": [1, 3, 7],
+                 "start_time": "23:30", "duration_minutes": 90,
+                 "time_zone": r.choice(["UTC", "Europe/Paris", "Asia/Kolkata", "Mars/Base"])},
+                {"kind": "weekly", "weekdays": [8], "start_time": "24:00",
+                 "duration_minutes": 0, "starts_at": "2030-01-01T00:00:00Z"}])
         if tpl.startswith("/monitors"):
             return r.choice([
                 {"name": "fz", "type": "http", "url": "http://127.0.0.1:9/",
@@ -247,6 +260,8 @@ class Gen:
             pool += [c["ch"]] * 3
         if tpl.startswith("/alerts"):
             pool += [c["alert"]] * 3
+        if tpl.startswith("/maintenance-windows"):
+            pool += [c["mw"]] * 3
         return r.choice(pool)
 
     def qval(self):
@@ -719,7 +734,11 @@ def ids(a, b):
                want=201)
     ch = a.ok("POST", "/channels", {"name": "fz-ch", "kind": "email",
                                     "config": {"to": ["a@example.test"]}}, want=201)
-    ctx = {"mon": mon["id"], "ch": ch["id"], "alert": str(uuid.uuid4()),
+    mw = a.ok("POST", "/maintenance-windows", {"monitor_id": mon["id"], "kind": "once",
+                                                "starts_at": "2030-01-01T00:00:00Z",
+                                                "ends_at": "2030-01-01T01:00:00Z"},
+              want=201)
+    ctx = {"mon": mon["id"], "ch": ch["id"], "mw": mw["id"], "alert": str(uuid.uuid4()),
            "foreign_mon": str(uuid.uuid4()), "foreign_ch": str(uuid.uuid4())}
     if b is not None:
         ctx["foreign_mon"] = b.ok("POST", "/monitors", {
