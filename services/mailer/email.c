@@ -44,53 +44,16 @@
 #include <libesmtp.h>
 
 #include "mailer.h"
+#include "upmon/strbuf.h"
 #include "upmon/log.h"
 
 #define REPLY_MAX	256	/* the last server reply line kept for the error text */
-
-/* ---- a growing heap string -------------------------------------------------------------- */
-
-struct ebuf {
-	char *s;
-	size_t len, cap;
-	int err;
-};
-
-static void
-eb_add(struct ebuf *b, const char *s, size_t n)
-{
-	size_t ncap;
-	char *p;
-
-	if (b->err != 0)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		ncap = b->cap ? b->cap : 4096;
-		while (ncap < b->len + n + 1)
-			ncap *= 2;
-		if ((p = realloc(b->s, ncap)) == NULL) {
-			b->err = -ENOMEM;
-			return;
-		}
-		b->s = p;
-		b->cap = ncap;
-	}
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-}
-
-static void
-eb_str(struct ebuf *b, const char *s)
-{
-	eb_add(b, s, strlen(s));
-}
 
 /* ---- message building ------------------------------------------------------------------- */
 
 /* Appends text as quoted-printable (RFC 2045): \n becomes CRLF, lines stay <= 76 chars. */
 static void
-eb_qp(struct ebuf *b, const char *text)
+eb_qp(struct upmon_sb *b, const char *text)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t col = 0;
@@ -102,7 +65,7 @@ eb_qp(struct ebuf *b, const char *text)
 		int eol = (p[1] == '\n' || p[1] == '\0');
 
 		if (*p == '\n') {
-			eb_str(b, "\r\n");
+			upmon_sb_str(b, "\r\n");
 			col = 0;
 			continue;
 		}
@@ -119,20 +82,20 @@ eb_qp(struct ebuf *b, const char *text)
 			n = 3;
 		}
 		if (col + n > 75) {
-			eb_str(b, "=\r\n");
+			upmon_sb_str(b, "=\r\n");
 			col = 0;
 		}
-		eb_add(b, enc, n);
+		upmon_sb_add(b, enc, n);
 		col += n;
 	}
 	if (col > 0)
-		eb_str(b, "\r\n");
+		upmon_sb_str(b, "\r\n");
 }
 
 /* Appends "Subject: <s>\r\n": plain when printable ASCII and short, else RFC 2047 base64
  * encoded words of at most 45 input bytes each (UTF-8 sequences never split), folded. */
 static void
-eb_subject(struct ebuf *b, const char *s)
+eb_subject(struct upmon_sb *b, const char *s)
 {
 	static const char b64[] =
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -144,12 +107,12 @@ eb_subject(struct ebuf *b, const char *s)
 			plain = 0;
 	/* "=?" in a plain subject would be decoded by readers: encode it then */
 	if (plain && strstr(s, "=?") == NULL) {
-		eb_str(b, "Subject: ");
-		eb_add(b, s, len);
-		eb_str(b, "\r\n");
+		upmon_sb_str(b, "Subject: ");
+		upmon_sb_add(b, s, len);
+		upmon_sb_str(b, "\r\n");
 		return;
 	}
-	eb_str(b, "Subject:");
+	upmon_sb_str(b, "Subject:");
 	for (off = 0; off < len; off += n) {
 		const unsigned char *p = (const unsigned char *)s + off;
 		char word[128];
@@ -174,10 +137,10 @@ eb_subject(struct ebuf *b, const char *s)
 		}
 		word[w++] = '?';
 		word[w++] = '=';
-		eb_str(b, off == 0 ? " " : "\r\n ");
-		eb_add(b, word, w);
+		upmon_sb_str(b, off == 0 ? " " : "\r\n ");
+		upmon_sb_add(b, word, w);
 	}
-	eb_str(b, "\r\n");
+	upmon_sb_str(b, "\r\n");
 }
 
 /* 0 when s is safe inside a header: no control characters (CR, LF, NUL, ...). */
@@ -247,7 +210,7 @@ envelope_from(const char *from, char *buf, size_t size)
 }
 
 static void
-date_header(struct ebuf *b)
+date_header(struct upmon_sb *b)
 {
 	static const char *const wday[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
 	static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul",
@@ -260,12 +223,12 @@ date_header(struct ebuf *b)
 	snprintf(line, sizeof(line), "Date: %s, %d %s %04d %02d:%02d:%02d +0000\r\n",
 	    wday[tm.tm_wday % 7], tm.tm_mday, mon[tm.tm_mon % 12], tm.tm_year + 1900,
 	    tm.tm_hour, tm.tm_min, tm.tm_sec);
-	eb_str(b, line);
+	upmon_sb_str(b, line);
 }
 
 /* Builds the whole message (CRLF line ends) into b. */
 static void
-build_message(struct ebuf *b, const struct mailer_smtp_config *cfg,
+build_message(struct upmon_sb *b, const struct mailer_smtp_config *cfg,
     const struct mailer_channel *ch, const struct upmon_alert_event *ev,
     const struct mailer_rendered *r, const char *delivery_id)
 {
@@ -277,12 +240,12 @@ build_message(struct ebuf *b, const struct mailer_smtp_config *cfg,
 	snprintf(boundary, sizeof(boundary), "=_upmon_%lx_%x", (unsigned long)time(NULL),
 	    atomic_fetch_add(&seq, 1));
 	date_header(b);
-	eb_str(b, "From: ");
-	eb_str(b, cfg->from);
-	eb_str(b, "\r\nTo: ");
+	upmon_sb_str(b, "From: ");
+	upmon_sb_str(b, cfg->from);
+	upmon_sb_str(b, "\r\nTo: ");
 	for (i = 0; i < ch->nto; i++) {
-		eb_str(b, ch->to[i]);
-		eb_str(b, i + 1 < ch->nto ? ",\r\n " : "\r\n");
+		upmon_sb_str(b, ch->to[i]);
+		upmon_sb_str(b, i + 1 < ch->nto ? ",\r\n " : "\r\n");
 	}
 	eb_subject(b, r->subject);
 	/* a test notification's id has colons, which a Message-ID's dot-atom cannot hold */
@@ -290,32 +253,32 @@ build_message(struct ebuf *b, const struct mailer_smtp_config *cfg,
 	for (i = 0; msgid[i] != '\0'; i++)
 		if (msgid[i] == ':')
 			msgid[i] = '.';
-	eb_str(b, "Message-ID: <");
-	eb_str(b, msgid);
-	eb_str(b, "@upmon>\r\nX-Upmon-Delivery: ");
-	eb_str(b, delivery_id);
-	eb_str(b, "\r\nX-Upmon-Event: ");
-	eb_str(b, upmon_alert_kind_name(ev->kind));
+	upmon_sb_str(b, "Message-ID: <");
+	upmon_sb_str(b, msgid);
+	upmon_sb_str(b, "@upmon>\r\nX-Upmon-Delivery: ");
+	upmon_sb_str(b, delivery_id);
+	upmon_sb_str(b, "\r\nX-Upmon-Event: ");
+	upmon_sb_str(b, upmon_alert_kind_name(ev->kind));
 	if (ev->monitor_id[0] != '\0' && header_safe(ev->monitor_id) == 0) {
-		eb_str(b, "\r\nX-Upmon-Monitor: ");
-		eb_str(b, ev->monitor_id);
+		upmon_sb_str(b, "\r\nX-Upmon-Monitor: ");
+		upmon_sb_str(b, ev->monitor_id);
 	}
-	eb_str(b, "\r\nAuto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
+	upmon_sb_str(b, "\r\nAuto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
 	    "Content-Type: multipart/alternative; boundary=\"");
-	eb_str(b, boundary);
-	eb_str(b, "\"\r\n\r\nThis is a multi-part message in MIME format.\r\n\r\n--");
-	eb_str(b, boundary);
-	eb_str(b, "\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	upmon_sb_str(b, boundary);
+	upmon_sb_str(b, "\"\r\n\r\nThis is a multi-part message in MIME format.\r\n\r\n--");
+	upmon_sb_str(b, boundary);
+	upmon_sb_str(b, "\r\nContent-Type: text/plain; charset=utf-8\r\n"
 	    "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
 	eb_qp(b, r->text);
-	eb_str(b, "\r\n--");
-	eb_str(b, boundary);
-	eb_str(b, "\r\nContent-Type: text/html; charset=utf-8\r\n"
+	upmon_sb_str(b, "\r\n--");
+	upmon_sb_str(b, boundary);
+	upmon_sb_str(b, "\r\nContent-Type: text/html; charset=utf-8\r\n"
 	    "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
 	eb_qp(b, r->html);
-	eb_str(b, "\r\n--");
-	eb_str(b, boundary);
-	eb_str(b, "--\r\n");
+	upmon_sb_str(b, "\r\n--");
+	upmon_sb_str(b, boundary);
+	upmon_sb_str(b, "--\r\n");
 }
 
 /* ---- connecting ------------------------------------------------------------------------- */
@@ -852,7 +815,7 @@ mailer_email_send(const struct mailer_smtp_config *cfg, const struct mailer_link
     const char *delivery_id, struct mailer_outcome *out)
 {
 	struct mailer_rendered r = { 0 };
-	struct ebuf msg = { 0 };
+	struct upmon_sb msg = UPMON_SB_INIT;
 	struct send_state st;
 	struct tunnel tun;
 	smtp_session_t session = NULL;
@@ -963,7 +926,7 @@ done:
 		tunnel_close(&tun);
 	if (ctx != NULL)
 		SSL_CTX_free(ctx);
-	free(msg.s);
+	upmon_sb_release(&msg);
 	mailer_rendered_release(&r);
 	return rc;
 }

@@ -13,85 +13,15 @@
 #include <time.h>
 
 #include "mailer.h"
-
-/* A growing heap string; err latches the first allocation failure. */
-struct rbuf {
-	char *s;
-	size_t len;
-	size_t cap;
-	int err;
-};
-
-static void
-rbuf_grow(struct rbuf *b, size_t more)
-{
-	size_t ncap;
-	char *p;
-
-	if (b->err != 0)
-		return;
-	if (b->len + more + 1 <= b->cap)
-		return;
-	ncap = b->cap ? b->cap : 256;
-	while (ncap < b->len + more + 1)
-		ncap *= 2;
-	if ((p = realloc(b->s, ncap)) == NULL) {
-		b->err = -ENOMEM;
-		return;
-	}
-	b->s = p;
-	b->cap = ncap;
-}
-
-static void
-rbuf_add(struct rbuf *b, const char *s, size_t n)
-{
-	rbuf_grow(b, n);
-	if (b->err != 0)
-		return;
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-}
-
-static void
-rbuf_str(struct rbuf *b, const char *s)
-{
-	rbuf_add(b, s, strlen(s));
-}
-
-static void rbuf_printf(struct rbuf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-rbuf_printf(struct rbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		b->err = -EINVAL;
-		return;
-	}
-	rbuf_grow(b, (size_t)n);
-	if (b->err != 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}
+#include "upmon/strbuf.h"
 
 /* Appends s with every control character (C0, DEL) replaced by a space: one line. */
 static void
-rbuf_oneline(struct rbuf *b, const char *s)
+sb_oneline(struct upmon_sb *b, const char *s)
 {
 	size_t i, n = strlen(s);
 
-	rbuf_grow(b, n);
+	upmon_sb_grow(b, n);
 	if (b->err != 0)
 		return;
 	for (i = 0; i < n; i++) {
@@ -104,33 +34,23 @@ rbuf_oneline(struct rbuf *b, const char *s)
 
 /* Appends s HTML-escaped (& < > " '), control characters as spaces. */
 static void
-rbuf_html(struct rbuf *b, const char *s)
+sb_html(struct upmon_sb *b, const char *s)
 {
 	for (; *s != '\0' && b->err == 0; s++) {
 		unsigned char c = (unsigned char)*s;
 
 		switch (c) {
-		case '&': rbuf_str(b, "&amp;"); break;
-		case '<': rbuf_str(b, "&lt;"); break;
-		case '>': rbuf_str(b, "&gt;"); break;
-		case '"': rbuf_str(b, "&quot;"); break;
-		case '\'': rbuf_str(b, "&#39;"); break;
+		case '&': upmon_sb_str(b, "&amp;"); break;
+		case '<': upmon_sb_str(b, "&lt;"); break;
+		case '>': upmon_sb_str(b, "&gt;"); break;
+		case '"': upmon_sb_str(b, "&quot;"); break;
+		case '\'': upmon_sb_str(b, "&#39;"); break;
 		default:
 			if (c < 0x20 || c == 0x7f)
 				c = ' ';
-			rbuf_add(b, (const char *)&c, 1);
+			upmon_sb_add(b, (const char *)&c, 1);
 		}
 	}
-}
-
-static char *
-rbuf_take(struct rbuf *b)
-{
-	char *s = b->s;
-
-	b->s = NULL;
-	b->len = b->cap = 0;
-	return s;
 }
 
 void
@@ -191,7 +111,7 @@ cert_phrase(int days, char *buf, size_t size)
 }
 
 static void
-summary(struct rbuf *b, const struct upmon_alert_event *ev)
+summary(struct upmon_sb *b, const struct upmon_alert_event *ev)
 {
 	char dur[64], cert[64];
 
@@ -199,44 +119,44 @@ summary(struct rbuf *b, const struct upmon_alert_event *ev)
 	case UPMON_ALERT_DOWN:
 		if (ev->reminder) {
 			mailer_format_duration(ev->outage_seconds, dur, sizeof(dur));
-			rbuf_str(b, "[REMINDER] ");
-			rbuf_oneline(b, display_name(ev));
-			rbuf_printf(b, " is still down (for %s)", dur);
+			upmon_sb_str(b, "[REMINDER] ");
+			sb_oneline(b, display_name(ev));
+			upmon_sb_printf(b, " is still down (for %s)", dur);
 			break;
 		}
-		rbuf_str(b, "[DOWN] ");
-		rbuf_oneline(b, display_name(ev));
-		rbuf_str(b, " is down");
+		upmon_sb_str(b, "[DOWN] ");
+		sb_oneline(b, display_name(ev));
+		upmon_sb_str(b, " is down");
 		if (ev->error != NULL && ev->error[0] != '\0') {
-			rbuf_str(b, ": ");
-			rbuf_oneline(b, ev->error);
+			upmon_sb_str(b, ": ");
+			sb_oneline(b, ev->error);
 		}
 		break;
 	case UPMON_ALERT_RECOVERY:
 		mailer_format_duration(ev->outage_seconds, dur, sizeof(dur));
-		rbuf_str(b, "[RECOVERY] ");
-		rbuf_oneline(b, display_name(ev));
-		rbuf_printf(b, " is up again after %s", dur);
+		upmon_sb_str(b, "[RECOVERY] ");
+		sb_oneline(b, display_name(ev));
+		upmon_sb_printf(b, " is up again after %s", dur);
 		break;
 	case UPMON_ALERT_SYSTEM_ERROR:
-		rbuf_str(b, "[SYSTEM ERROR] ");
-		rbuf_oneline(b, display_name(ev));
-		rbuf_printf(b, ": check not processed after %d attempt%s", ev->attempts,
+		upmon_sb_str(b, "[SYSTEM ERROR] ");
+		sb_oneline(b, display_name(ev));
+		upmon_sb_printf(b, ": check not processed after %d attempt%s", ev->attempts,
 		    ev->attempts == 1 ? "" : "s");
 		if (ev->error != NULL && ev->error[0] != '\0') {
-			rbuf_str(b, ": ");
-			rbuf_oneline(b, ev->error);
+			upmon_sb_str(b, ": ");
+			sb_oneline(b, ev->error);
 		}
 		break;
 	case UPMON_ALERT_TLS_EXPIRY:
 		cert_phrase(ev->cert_days_left, cert, sizeof(cert));
-		rbuf_str(b, "[TLS] ");
-		rbuf_oneline(b, display_name(ev));
-		rbuf_printf(b, ": certificate %s", cert);
+		upmon_sb_str(b, "[TLS] ");
+		sb_oneline(b, display_name(ev));
+		upmon_sb_printf(b, ": certificate %s", cert);
 		break;
 	case UPMON_ALERT_TEST:
 	default:
-		rbuf_str(b, "[TEST] test notification from upmon");
+		upmon_sb_str(b, "[TEST] test notification from upmon");
 		break;
 	}
 }
@@ -244,18 +164,16 @@ summary(struct rbuf *b, const struct upmon_alert_event *ev)
 int
 mailer_render_summary(const struct upmon_alert_event *ev, char **out)
 {
-	struct rbuf b = { 0 };
+	struct upmon_sb b = UPMON_SB_INIT;
 
 	*out = NULL;
 	summary(&b, ev);
-	if (b.err == 0 && b.s == NULL)
-		rbuf_str(&b, "");
 	if (b.err != 0) {
-		free(b.s);
-		return b.err;
+		upmon_sb_release(&b);
+		return -ENOMEM;
 	}
-	*out = rbuf_take(&b);
-	return 0;
+	*out = upmon_sb_take(&b);
+	return *out != NULL ? 0 : -ENOMEM;
 }
 
 void
@@ -310,22 +228,22 @@ format_times(int64_t at_ms, char *rfc, size_t rfcsize, char *human, size_t human
 
 /* One "Label: value" row of both bodies; value is user data unless plain is set. */
 static void
-row(struct rbuf *text, struct rbuf *html, const char *label, const char *value)
+row(struct upmon_sb *text, struct upmon_sb *html, const char *label, const char *value)
 {
-	rbuf_printf(text, "%-12s ", label);
-	rbuf_oneline(text, value);
-	rbuf_str(text, "\n");
-	rbuf_str(html, "<tr><th align=\"left\" style=\"padding:2px 12px 2px 0\">");
-	rbuf_html(html, label);
-	rbuf_str(html, "</th><td>");
-	rbuf_html(html, value);
-	rbuf_str(html, "</td></tr>\n");
+	upmon_sb_printf(text, "%-12s ", label);
+	sb_oneline(text, value);
+	upmon_sb_str(text, "\n");
+	upmon_sb_str(html, "<tr><th align=\"left\" style=\"padding:2px 12px 2px 0\">");
+	sb_html(html, label);
+	upmon_sb_str(html, "</th><td>");
+	sb_html(html, value);
+	upmon_sb_str(html, "</td></tr>\n");
 }
 
 static char *
 make_link(const struct upmon_alert_event *ev, const struct mailer_links *links)
 {
-	struct rbuf b = { 0 };
+	struct upmon_sb b = UPMON_SB_INIT;
 	size_t n;
 
 	if (links == NULL || links->dashboard_url == NULL || links->dashboard_url[0] == '\0' ||
@@ -334,21 +252,17 @@ make_link(const struct upmon_alert_event *ev, const struct mailer_links *links)
 	n = strlen(links->dashboard_url);
 	while (n > 0 && links->dashboard_url[n - 1] == '/')
 		n--;
-	rbuf_add(&b, links->dashboard_url, n);
-	rbuf_str(&b, "/monitors/");
-	rbuf_str(&b, ev->monitor_id);
-	if (b.err != 0) {
-		free(b.s);
-		return NULL;
-	}
-	return rbuf_take(&b);
+	upmon_sb_add(&b, links->dashboard_url, n);
+	upmon_sb_str(&b, "/monitors/");
+	upmon_sb_str(&b, ev->monitor_id);
+	return upmon_sb_take(&b);
 }
 
 int
 mailer_render_email(const struct upmon_alert_event *ev, const struct mailer_links *links,
     struct mailer_rendered *out)
 {
-	struct rbuf text = { 0 }, html = { 0 };
+	struct upmon_sb text = UPMON_SB_INIT, html = UPMON_SB_INIT;
 	char rfc[64], human[64], when[160], dur[64], cert[64], num[32];
 	int rc;
 
@@ -364,13 +278,13 @@ mailer_render_email(const struct upmon_alert_event *ev, const struct mailer_link
 	format_times(ev->at, rfc, sizeof(rfc), human, sizeof(human));
 	snprintf(when, sizeof(when), "%s (%s)", rfc, human);
 
-	rbuf_oneline(&text, out->subject);
-	rbuf_str(&text, "\n\n");
-	rbuf_str(&html, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>");
-	rbuf_html(&html, out->subject);
-	rbuf_str(&html, "</title></head>\n<body style=\"font-family:sans-serif\">\n<h2>");
-	rbuf_html(&html, out->subject);
-	rbuf_str(&html, "</h2>\n<table>\n");
+	sb_oneline(&text, out->subject);
+	upmon_sb_str(&text, "\n\n");
+	upmon_sb_str(&html, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>");
+	sb_html(&html, out->subject);
+	upmon_sb_str(&html, "</title></head>\n<body style=\"font-family:sans-serif\">\n<h2>");
+	sb_html(&html, out->subject);
+	upmon_sb_str(&html, "</h2>\n<table>\n");
 
 	if (ev->kind != UPMON_ALERT_TEST || ev->monitor_name != NULL)
 		row(&text, &html, "Monitor:", display_name(ev));
@@ -408,24 +322,24 @@ mailer_render_email(const struct upmon_alert_event *ev, const struct mailer_link
 	}
 	if (out->link != NULL)
 		row(&text, &html, "Dashboard:", out->link);
-	rbuf_str(&html, "</table>\n");
+	upmon_sb_str(&html, "</table>\n");
 	if (out->link != NULL) {
-		rbuf_str(&html, "<p><a href=\"");
-		rbuf_html(&html, out->link);
-		rbuf_str(&html, "\">Open the monitor in the dashboard</a></p>\n");
+		upmon_sb_str(&html, "<p><a href=\"");
+		sb_html(&html, out->link);
+		upmon_sb_str(&html, "\">Open the monitor in the dashboard</a></p>\n");
 	}
-	rbuf_str(&text, "\n-- \nupmon\n");
-	rbuf_str(&html, "<p style=\"color:#888\">upmon</p>\n</body></html>\n");
+	upmon_sb_str(&text, "\n-- \nupmon\n");
+	upmon_sb_str(&html, "<p style=\"color:#888\">upmon</p>\n</body></html>\n");
 	if (text.err != 0 || html.err != 0) {
 		rc = -ENOMEM;
 		goto fail;
 	}
-	out->text = rbuf_take(&text);
-	out->html = rbuf_take(&html);
+	out->text = upmon_sb_take(&text);
+	out->html = upmon_sb_take(&html);
 	return 0;
 fail:
-	free(text.s);
-	free(html.s);
+	upmon_sb_release(&text);
+	upmon_sb_release(&html);
 	mailer_rendered_release(out);
 	return rc;
 }
