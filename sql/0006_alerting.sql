@@ -13,7 +13,11 @@
 --     greatest(last_alert_at, down_since), raises a 'down' alert marked as a reminder
 --     (dedup_key reminder:<monitor>:<slot>, details {"reminder": true, "down_seconds"}),
 --     sets last_alert_at, and returns alert_kind 'down', reminder true, outage_s = seconds
---     down so far.
+--     down so far;
+--   - an outage nobody was told of (the monitor went down inside a maintenance window, so
+--     its DOWN was suppressed): if it is still down at the first final result outside the
+--     window, that result raises the DOWN (dedup_key down:<monitor>:<slot>); if it recovers
+--     first, no RECOVERY is raised (a RECOVERY always follows a DOWN its owner received).
 -- The return type changes, so the function is dropped and created again.
 
 -- A duration in seconds as short text: "45 s", "12 min", "3 h 5 min", "2 d 4 h".
@@ -112,6 +116,7 @@ DECLARE
 	v_after  bigint;
 	v_down_s bigint;
 	v_maint  boolean;
+	v_told   boolean;
 	v_new    text;
 	v_now    timestamptz := now();
 BEGIN
@@ -244,6 +249,10 @@ BEGIN
 				s_fail[k] := s_fail[k] + 1;
 			END IF;
 			v_new := s_status[k];
+			-- the owner was told of the current outage (a DOWN or a reminder since it began;
+			-- a DOWN raised with the state change has last_alert_at = down_since)
+			v_told := s_status[k] = 'down' AND s_alert[k] IS NOT NULL
+			    AND s_down[k] IS NOT NULL AND s_alert[k] >= s_down[k];
 			IF s_status[k] = 'pending' AND v_ok THEN
 				v_new := 'up';
 			ELSIF s_status[k] IN ('pending', 'up') AND NOT v_ok
@@ -252,12 +261,20 @@ BEGIN
 				alert_kind := 'down';
 			ELSIF s_status[k] = 'down' AND v_ok AND s_succ[k] >= s_rth[k] THEN
 				v_new := 'up';
-				alert_kind := 'recovery';
-				outage_s := greatest(0, floor(extract(epoch FROM
-				    v_now - coalesce(s_down[k], v_now))))::bigint;
+				-- a RECOVERY only for an outage its owner was told about
+				IF v_told THEN
+					alert_kind := 'recovery';
+					outage_s := greatest(0, floor(extract(epoch FROM
+					    v_now - coalesce(s_down[k], v_now))))::bigint;
+				END IF;
 			END IF;
 			IF v_maint THEN
 				alert_kind := NULL;
+			END IF;
+			-- went down in a maintenance window and still down after it: the DOWN now
+			IF s_status[k] = 'down' AND v_new = 'down' AND alert_kind IS NULL
+			    AND NOT v_maint AND NOT v_told THEN
+				alert_kind := 'down';
 			END IF;
 			-- still down: a reminder every reminder_minutes since the last alert
 			IF s_status[k] = 'down' AND v_new = 'down' AND alert_kind IS NULL

@@ -418,6 +418,57 @@ test_reminder(void)
 	probe_store_free(s);
 }
 
+/* An outage that begins inside a maintenance window raises nothing there; if the monitor is
+ * still down at its first check after the window, that check raises the DOWN (not a
+ * reminder); if it recovers first, no RECOVERY (its owner never heard of the outage). */
+static void
+test_outage_in_maintenance(void)
+{
+	struct probe_store *s = open_store();
+	struct upmon_alert_event ev;
+	struct probe_item it;
+	char mon[40], key[256];
+	static const char window[] = "INSERT INTO maintenance_windows (owner_id, monitor_id, kind,"
+	    " starts_at, ends_at) SELECT owner_id, id, 'once', now() - interval '1 day',"
+	    " now() + interval '1 day' FROM monitors WHERE id = $1::uuid";
+
+	new_monitor(mon, "quiet");
+	exec1(window, mon);
+	it = apply1(s, mon, 0, 1, 0, 0, -99999, 0);
+	CHECK_EQ(it.status, UPMON_STATUS_DOWN);
+	it = apply1(s, mon, 1, 1, 0, 1, -99999, 0);	/* recovers inside the window */
+	CHECK_EQ(it.status, UPMON_STATUS_UP);
+	it = apply1(s, mon, 2, 1, 0, 0, -99999, 0);	/* down again, inside */
+	CHECK_EQ(it.status, UPMON_STATUS_DOWN);
+	CHECK_EQ(alerts_of(mon, "down") + alerts_of(mon, "recovery"), 0);
+	exec1("DELETE FROM maintenance_windows WHERE monitor_id = $1::uuid", mon);
+	it = apply1(s, mon, 3, 1, 0, 0, -99999, 0);	/* still down after it: the DOWN */
+	CHECK_EQ(it.status, UPMON_STATUS_DOWN);
+	CHECK_EQ(alerts_of(mon, "down"), 1);
+	snprintf(key, sizeof(key), "down:%s:%lld", mon, (long long)(base + 3 * 60000));
+	CHECK_EQ(qnum("SELECT count(*) FROM alerts WHERE dedup_key = $1", key), 1);
+	newest_event(mon, "down:", &ev);
+	CHECK_EQ(ev.kind, UPMON_ALERT_DOWN);
+	CHECK(!ev.reminder);
+	upmon_alert_event_release(&ev);
+	apply1(s, mon, 4, 1, 0, 0, -99999, 0);		/* told now: nothing more */
+	CHECK_EQ(alerts_of(mon, "down"), 1);
+	it = apply1(s, mon, 5, 1, 0, 1, -99999, 0);	/* and its RECOVERY */
+	CHECK_EQ(it.status, UPMON_STATUS_UP);
+	CHECK_EQ(alerts_of(mon, "recovery"), 1);
+
+	/* down inside, recovered after the window: no alert at all */
+	new_monitor(mon, "quiet too");
+	exec1(window, mon);
+	apply1(s, mon, 0, 1, 0, 0, -99999, 0);
+	exec1("DELETE FROM maintenance_windows WHERE monitor_id = $1::uuid", mon);
+	it = apply1(s, mon, 1, 1, 0, 1, -99999, 0);
+	CHECK_EQ(it.status, UPMON_STATUS_UP);
+	CHECK_EQ(alerts_of(mon, "down") + alerts_of(mon, "recovery"), 0);
+	CHECK_EQ(events_of(mon, "alert.down") + events_of(mon, "alert.recovery"), 0);
+	probe_store_free(s);
+}
+
 int
 main(void)
 {
@@ -425,6 +476,7 @@ main(void)
 	RUN(test_setup);
 	RUN(test_tls_expiry);
 	RUN(test_reminder);
+	RUN(test_outage_in_maintenance);
 	upmon_db_free(db);
 	return test_finish();
 }
