@@ -22,24 +22,6 @@ import urllib.request
 import upmon_gw as g
 
 PW = "correct horse battery staple"
-VHOST = os.environ["UPMON_RABBITMQ_VHOST"]
-
-
-def mgmt(method, path, body=None):
-    u = urllib.parse.urlsplit(os.environ["UPMON_RABBITMQ_MGMT_URL"])
-    base = "%s://%s:%d" % (u.scheme, u.hostname, u.port)
-    auth = base64.b64encode(("%s:%s" % (urllib.parse.unquote(u.username or ""),
-                                        urllib.parse.unquote(u.password or ""))).encode())
-    rq = urllib.request.Request(base + path, method=method,
-                                data=None if body is None else json.dumps(body).encode(),
-                                headers={"Content-Type": "application/json",
-                                         "Authorization": "Basic " + auth.decode()})
-    with urllib.request.urlopen(rq, timeout=30) as r:
-        return json.loads(r.read().decode() or "null")
-
-
-def vh():
-    return urllib.parse.quote(VHOST, safe="")
 
 
 def publish_dead(mid, error, extra=None):
@@ -48,7 +30,7 @@ def publish_dead(mid, error, extra=None):
                "x-upmon-first-failure": "2026-11-21T09:59:00.000Z",
                "x-upmon-last-failure": "2026-11-21T10:00:00.000Z", "keep-me": "yes"}
     headers.update(extra or {})
-    r = mgmt("POST", "/api/exchanges/%s/amq.default/publish" % vh(), {
+    r = g.mgmt("POST", "/api/exchanges/%s/amq.default/publish" % g.vhost_path(), {
         "routing_key": "monitor_tasks_dead", "payload_encoding": "string",
         "payload": json.dumps({"v": 1, "id": mid}),
         "properties": {"message_id": mid, "delivery_mode": 2, "headers": headers}})
@@ -57,7 +39,7 @@ def publish_dead(mid, error, extra=None):
 
 def peek(queue, n=20):
     """Messages of queue through the management API, requeued afterwards."""
-    return mgmt("POST", "/api/queues/%s/%s/get" % (vh(), urllib.parse.quote(queue, safe="")),
+    return g.mgmt("POST", "/api/queues/%s/%s/get" % (g.vhost_path(), urllib.parse.quote(queue, safe="")),
                 {"count": n, "ackmode": "ack_requeue_true", "encoding": "auto"})
 
 

@@ -35,34 +35,14 @@ BIN = os.environ["UPMON_BIN_DIR"]
 
 # ---- small helpers (RabbitMQ management API, the sink's maildir, the mailer) ----------
 
-def mgmt(method, path, body=None):
-    import base64
-    import urllib.parse
-    u = urllib.parse.urlsplit(os.environ["UPMON_RABBITMQ_MGMT_URL"])
-    base = "%s://%s:%d" % (u.scheme, u.hostname, u.port)
-    auth = base64.b64encode(("%s:%s" % (urllib.parse.unquote(u.username or ""),
-                                        urllib.parse.unquote(u.password or ""))).encode())
-    rq = urllib.request.Request(base + path, method=method,
-                                data=None if body is None else json.dumps(body).encode(),
-                                headers={"Content-Type": "application/json",
-                                         "Authorization": "Basic " + auth.decode()})
-    with urllib.request.urlopen(rq, timeout=30) as r:
-        return json.loads(r.read().decode() or "null")
-
-
-def vhost():
-    import urllib.parse
-    return urllib.parse.quote(os.environ["UPMON_RABBITMQ_VHOST"], safe="")
-
-
 def queue_len(name):
-    q = mgmt("GET", "/api/queues/%s/%s" % (vhost(), name))
+    q = g.mgmt("GET", "/api/queues/%s/%s" % (g.vhost_path(), name))
     return (q.get("messages_ready") or 0) + (q.get("messages_unacknowledged") or 0)
 
 
 def publish(routing_key, payload, message_id):
     body = payload if isinstance(payload, str) else json.dumps(payload)
-    r = mgmt("POST", "/api/exchanges/%s/upmon.events/publish" % vhost(), {
+    r = g.mgmt("POST", "/api/exchanges/%s/upmon.events/publish" % g.vhost_path(), {
         "routing_key": routing_key, "payload_encoding": "string", "payload": body,
         "properties": {"message_id": message_id, "delivery_mode": 2,
                        "content_type": "application/json"}})
@@ -70,7 +50,7 @@ def publish(routing_key, payload, message_id):
 
 
 def dead_messages():
-    return mgmt("POST", "/api/queues/%s/notifications_dead/get" % vhost(),
+    return g.mgmt("POST", "/api/queues/%s/notifications_dead/get" % g.vhost_path(),
                 {"count": 10, "ackmode": "ack_requeue_true", "encoding": "auto"})
 
 
@@ -331,7 +311,7 @@ try:
     subprocess.run([ctl, "stop", "postgres"], check=True, stdout=subprocess.DEVNULL)
     try:
         publish("alert.down", alert_event(a6, m6, owner, "api six"), a6)
-        wait_for(lambda: mgmt("GET", "/api/queues/%s/notifications" % vhost())
+        wait_for(lambda: g.mgmt("GET", "/api/queues/%s/notifications" % g.vhost_path())
                  .get("messages_unacknowledged") == 1, 10, "alert taken and held")
         time.sleep(3)
         g.check(mails_to(addr6) == [], "nothing sent while PostgreSQL is down")
