@@ -17,7 +17,6 @@ import os
 import sys
 import time
 import urllib.parse
-import urllib.request
 
 import upmon_gw as g
 
