@@ -55,37 +55,16 @@ def dead_messages():
 
 
 def mails_to(addr):
-    d = os.environ["UPMON_MAIL_DIR"]
+    """The raw stored messages to addr, oldest first."""
     out = []
-    try:
-        names = sorted(n for n in os.listdir(d) if n.endswith(".eml"))
-    except FileNotFoundError:
-        return out
-    for n in names:
-        try:
-            with open(os.path.join(d, n), "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        head = data.split(b"\r\n\r\n", 1)[0].decode(errors="replace").lower()
-        for line in head.split("\r\n"):
-            if line.startswith("x-upmon-envelope-to:") and \
-                    line.split(":", 1)[1].strip().strip("<>") == addr.lower():
-                out.append(data)
-                break
+    for path, _ in g.mails_to(addr):
+        with open(path, "rb") as f:
+            out.append(f.read())
     return out
 
 
-def wait_for(fn, timeout, what, step=0.2):
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() >= deadline:
-            mailer.dump()
-            g.fail("%s: not within %.0f s" % (what, timeout))
-        time.sleep(step)
+def wait_for(fn, timeout, what):
+    return g.wait_for(fn, timeout, what, on_fail=lambda: mailer.dump())
 
 
 class Mailer:

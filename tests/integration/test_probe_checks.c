@@ -122,8 +122,6 @@ start_tls(void)
 	char cert[512], key[512], log[512], portarg[16];
 	char *argv[] = { "/usr/bin/openssl", "s_server", "-quiet", "-www", "-accept", portarg,
 	    "-cert", cert, "-key", key, NULL };
-	int i, fd;
-	struct sockaddr_in sin;
 
 	snprintf(cert, sizeof(cert), "%s/cert.pem", tmpdir);
 	snprintf(key, sizeof(key), "%s/key.pem", tmpdir);
@@ -133,20 +131,7 @@ start_tls(void)
 	tls_port = free_port();
 	snprintf(portarg, sizeof(portarg), "127.0.0.1:%d", tls_port);
 	REQUIRE((tls_pid = spawn(argv, log)) > 0);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)tls_port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	for (i = 0; i < 100; i++) {
-		fd = socket(AF_INET, SOCK_STREAM, 0);
-		if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0) {
-			close(fd);
-			return;
-		}
-		close(fd);
-		upmon_sleep_ms(50);
-	}
-	REQUIRE(!"openssl s_server did not start");
+	REQUIRE(test_wait_port(tls_port, 5000) == 0);
 }
 
 /* GET /stats on 127.0.0.1 over a plain socket: the target's connection counter. */

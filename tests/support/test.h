@@ -21,6 +21,9 @@ int test_finish(void);
 const char *test_env(const char *name);
 /* Runs a shell command line, returns its exit status (or -1). */
 int test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Waits up to timeout_ms for 127.0.0.1:port to accept a TCP connection (a server the test
+ * started); 0 when it does, -1 when it never did. */
+int test_wait_port(int port, int timeout_ms);
 
 #define CHECK(cond) do { test_checks++; if (!(cond)) \
     test_fail(__FILE__, __LINE__, "check failed: %s", #cond); } while (0)

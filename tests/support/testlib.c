@@ -1,7 +1,12 @@
 #include "test.h"
 
 #include <stdarg.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 int test_failures;
 int test_checks;
@@ -60,4 +65,27 @@ test_sh(const char *fmt, ...)
 	if (rc == -1)
 		return -1;
 	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+int
+test_wait_port(int port, int timeout_ms)
+{
+	struct sockaddr_in sin;
+	int waited, fd, ok;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (waited = 0; ; waited += 50) {
+		if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+			return -1;
+		ok = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+		close(fd);
+		if (ok)
+			return 0;
+		if (waited >= timeout_ms)
+			return -1;
+		usleep(50 * 1000);
+	}
 }

@@ -443,14 +443,17 @@ def publish_event(routing_key, payload, message_id):
     check(r.get("routed") is True, "publish %s not routed: %r" % (message_id, r))
 
 
-def wait_for(fn, timeout, what, step=0.2):
-    """Calls fn until it returns something true; returns it, or fails after timeout s."""
+def wait_for(fn, timeout, what, step=0.2, on_fail=None):
+    """Calls fn until it returns something true; returns it, or fails after timeout s (after
+    calling on_fail, e.g. to print a log)."""
     deadline = time.time() + timeout
     while True:
         v = fn()
         if v:
             return v
         if time.time() >= deadline:
+            if on_fail is not None:
+                on_fail()
             fail("%s: not within %.0f s" % (what, timeout))
         time.sleep(step)
 
