@@ -294,7 +294,9 @@ static void
 note_temp(struct note *n, const struct mailer_channel *ch, const char *error)
 {
 	n->temp = true;
-	snprintf(n->error, sizeof(n->error), "channel %s: %s", ch->id, error);
+	/* room for "channel <id>: " (ids are at most UPMON_ID_MAX bytes), the error cut to fit */
+	snprintf(n->error, sizeof(n->error), "channel %s: %.*s", ch->id,
+	    (int)(sizeof(n->error) - UPMON_ID_MAX - 11), error);
 }
 
 /*
