@@ -12,6 +12,7 @@
  * reminder_minutes, none in maintenance.
  */
 #include "test.h"
+#include "test_store_support.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -24,53 +25,8 @@
 
 #define DAY_MS 86400000LL
 
-static struct upmon_db *db;
 static char owner[40];
 static int64_t base;		/* a minute boundary an hour ago */
-
-/* Runs sql with params; returns the first value of the first row in buf ("" if none). */
-static void
-q(char *buf, size_t size, const char *sql, int n, const char *const *p)
-{
-	struct upmon_db_error err;
-	PGresult *res = NULL;
-	int rc = upmon_db_query(db, 0, sql, n, p, &res, &err);
-
-	if (rc != 0)
-		fprintf(stderr, "query failed: %s: %s\n", err.message, sql);
-	REQUIRE(rc == 0);
-	if (buf != NULL)
-		snprintf(buf, size, "%s", PQntuples(res) > 0 && upmon_db_value(res, 0, 0) != NULL ?
-		    upmon_db_value(res, 0, 0) : "");
-	PQclear(res);
-}
-
-static long long
-qnum(const char *sql, const char *id)
-{
-	char buf[64];
-	const char *p[1] = { id };
-
-	q(buf, sizeof(buf), sql, id != NULL ? 1 : 0, p);
-	return strtoll(buf, NULL, 10);
-}
-
-static void
-qstr(char *buf, size_t size, const char *sql, const char *id)
-{
-	const char *p[1] = { id };
-
-	q(buf, size, sql, 1, p);
-}
-
-/* Runs sql with $1 = id, no result wanted. */
-static void
-exec1(const char *sql, const char *id)
-{
-	const char *p[1] = { id };
-
-	q(NULL, 0, sql, 1, p);
-}
 
 static void
 new_monitor(char *id, const char *name)
