@@ -49,23 +49,6 @@ static char tmp[64];
 static const char *bindir;
 
 static int
-free_port(void)
-{
-	struct sockaddr_in sa;
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	REQUIRE(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
-	REQUIRE(getsockname(fd, (struct sockaddr *)&sa, &len) == 0);
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
-static int
 port_open(int port)
 {
 	struct sockaddr_in sa;
@@ -89,7 +72,7 @@ sink_start(struct sink *s, const char *name, const char *const *opts)
 	char exe[512], port[16];
 	int i, n = 0;
 
-	s->port = free_port();
+	s->port = test_free_port();
 	snprintf(s->dir, sizeof(s->dir), "%s/%s", tmp, name);
 	snprintf(exe, sizeof(exe), "%s/upmon-smtp-sink", bindir);
 	snprintf(port, sizeof(port), "%d", s->port);
@@ -534,7 +517,7 @@ test_faults(const struct sink *plain)
 	mailer_channel_release(&ch);
 
 	/* connection refused */
-	c.port = free_port();
+	c.port = test_free_port();
 	channel(&ch, "ops@example.org", NULL);
 	CHECK_EQ(send1(&c, &ch, &ev, &out), MAILER_TEMPFAIL);
 	CHECK_CONTAINS(out.error, "refused");

@@ -90,24 +90,6 @@ start_sink(struct sink *s, const char *host, const char *name)
 	REQUIRE(s->port > 0);
 }
 
-/* A TCP port on 127.0.0.1 nothing listens on (bound, then closed). */
-static int
-free_port(void)
-{
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	REQUIRE(fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
-	REQUIRE(getsockname(fd, (struct sockaddr *)&sin, &len) == 0);
-	port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
-}
-
 /* HTTPS with a self-signed certificate: verification must fail. */
 static void
 start_tls(void)
@@ -121,7 +103,7 @@ start_tls(void)
 	snprintf(log, sizeof(log), "%s/tls.log", tmpdir);
 	REQUIRE(test_sh("openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=127.0.0.1 "
 	    "-keyout '%s' -out '%s' 2>/dev/null", key, cert) == 0);
-	tls_port = free_port();
+	tls_port = test_free_port();
 	snprintf(portarg, sizeof(portarg), "127.0.0.1:%d", tls_port);
 	REQUIRE((tls_pid = spawn(argv, log)) > 0);
 	REQUIRE(test_wait_port(tls_port, 5000) == 0);
@@ -375,7 +357,7 @@ test_timeout_redirect_refused(void)
 	CHECK_EQ(count(&sink1), before + 1);
 
 	/* nothing listens: connection refused, TEMPFAIL */
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/ok", free_port());
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/ok", test_free_port());
 	post(guard, url, SECRET, &out);
 	CHECK_EQ(out.result, MAILER_TEMPFAIL);
 	CHECK_CONTAINS(out.error, "connection refused");

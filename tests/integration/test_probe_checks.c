@@ -97,24 +97,6 @@ start_target(void)
 	CHECK_STR(a2, "127.0.0.2");
 }
 
-/* A TCP port on 127.0.0.1 nothing listens on (bound, then closed). */
-static int
-free_port(void)
-{
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	REQUIRE(fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
-	REQUIRE(getsockname(fd, (struct sockaddr *)&sin, &len) == 0);
-	port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
-}
-
 /* HTTPS: openssl s_server with a self-signed certificate valid for 30 days. */
 static void
 start_tls(void)
@@ -128,7 +110,7 @@ start_tls(void)
 	snprintf(log, sizeof(log), "%s/tls.log", tmpdir);
 	REQUIRE(test_sh("openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=localhost "
 	    "-keyout '%s' -out '%s' 2>/dev/null", key, cert) == 0);
-	tls_port = free_port();
+	tls_port = test_free_port();
 	snprintf(portarg, sizeof(portarg), "127.0.0.1:%d", tls_port);
 	REQUIRE((tls_pid = spawn(argv, log)) > 0);
 	REQUIRE(test_wait_port(tls_port, 5000) == 0);
@@ -247,7 +229,7 @@ test_refused(void)
 	struct upmon_task t;
 	struct probe_result r;
 
-	http_task(&t, "http://127.0.0.1:%d/ok", free_port());
+	http_task(&t, "http://127.0.0.1:%d/ok", test_free_port());
 	r = run(&t, &cfg);
 	CHECK(!r.ok);
 	CHECK(!r.blocked);
@@ -595,12 +577,12 @@ test_tcp(void)
 	r = run(&t, &cfg);
 	CHECK(r.ok);
 
-	tcp_task(&t, "127.0.0.1", free_port());
+	tcp_task(&t, "127.0.0.1", test_free_port());
 	r = run(&t, &cfg);
 	CHECK(!r.ok);
 	CHECK_STR(r.error, "connection refused");
 
-	tcp_task(&t, "::1", free_port());
+	tcp_task(&t, "::1", test_free_port());
 	r = run(&t, &cfg);
 	CHECK(!r.ok);
 	CHECK_STR(r.error, "connection refused");

@@ -88,26 +88,6 @@ tp_kill(pid_t pid, int sig)
 	}
 }
 
-/* A free loopback TCP port (bound and released; good enough for a test). */
-static inline int
-tp_free_port(void)
-{
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-	int fd, port;
-
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	REQUIRE(fd >= 0);
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	REQUIRE(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-	REQUIRE(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-	port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
 struct tp_target {
 	pid_t pid;
 	int port;
@@ -176,7 +156,7 @@ tp_probe_start(struct tp_probe *p, const char *dir, const char *name,
 
 	snprintf(bin, sizeof(bin), "%s/upmon-probe", test_env("UPMON_BIN_DIR"));
 	snprintf(p->log, sizeof(p->log), "%s/%s.log", dir, name);
-	p->admin_port = tp_free_port();
+	p->admin_port = test_free_port();
 	snprintf(envbuf[n], sizeof(envbuf[n]), "UPMON_ADMIN_PORT=%d", p->admin_port);
 	env[n] = envbuf[n]; n++;
 	snprintf(envbuf[n], sizeof(envbuf[n]), "UPMON_RETRY_LEVELS=%d", tp_retry_cfg.levels);

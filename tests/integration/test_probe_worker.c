@@ -80,7 +80,7 @@ test_basic(void)
 	tp_monitor_create(pg, &up, owner, "up", url, "upmon ok", 2000, 0);
 	url_of(url, sizeof(url), "/status/500");
 	tp_monitor_create(pg, &s500, owner, "s500", url, NULL, 2000, 0);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", tp_free_port());
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", test_free_port());
 	tp_monitor_create(pg, &refused, owner, "refused", url, NULL, 2000, 0);
 	url_of(url, sizeof(url), "/slow/3000");
 	tp_monitor_create(pg, &slow, owner, "slow", url, NULL, 1000, 0);

@@ -118,25 +118,6 @@ struct ts_sched {
 	char log[256];
 };
 
-static int
-ts_free_port(void)
-{
-	struct sockaddr_in sa;
-	socklen_t len = sizeof(sa);
-	int fd, port = 0;
-
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
-		return 0;
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-		port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
 /* Starts upmon-scheduler with its log in /tmp; extra: "NAME=value" or NULL. */
 static void
 ts_start(struct ts_sched *s, const char *name, const char *extra)
@@ -144,7 +125,7 @@ ts_start(struct ts_sched *s, const char *name, const char *extra)
 	char bin[512], port[16];
 	int fd;
 
-	s->port = ts_free_port();
+	s->port = test_free_port();
 	REQUIRE(s->port > 0);
 	snprintf(s->log, sizeof(s->log), "/tmp/upmon-test-scheduler-%s-%d.log", name,
 	    (int)getpid());

@@ -24,6 +24,8 @@ int test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Waits up to timeout_ms for 127.0.0.1:port to accept a TCP connection (a server the test
  * started); 0 when it does, -1 when it never did. */
 int test_wait_port(int port, int timeout_ms);
+/* A TCP port on 127.0.0.1 that was free a moment ago (bound, read, closed). */
+int test_free_port(void);
 
 #define CHECK(cond) do { test_checks++; if (!(cond)) \
     test_fail(__FILE__, __LINE__, "check failed: %s", #cond); } while (0)
