@@ -83,7 +83,7 @@ read_filter(struct gw_req *r, struct alert_filter *f)
 	if (rc == -EINVAL)
 		return rc;
 	if (rc == 0) {
-		if (!gw_uuid_parse(buf, strlen(buf), f->monitor_id)) {
+		if (!upmon_uuid_parse(buf, strlen(buf), f->monitor_id)) {
 			reply_field(r, "monitor_id", "must be a uuid");
 			return -EINVAL;
 		}

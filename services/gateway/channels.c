@@ -569,7 +569,7 @@ links_parse(struct gw_req *r, char arr[2 + LINKS_MAX * (GW_UUID_LEN + 1)])
 		for (i = 0; i < n; i++) {
 			snprintf(key, sizeof(key), "channel_ids[%zu]", i);
 			id = json_object_get_string(json_object_array_get_idx(a, i));
-			if (!gw_uuid_parse(id, strlen(id), ids[i])) {
+			if (!upmon_uuid_parse(id, strlen(id), ids[i])) {
 				upmon_jv_fail(&v, key, "must be a uuid");
 				continue;
 			}

@@ -26,12 +26,13 @@
 
 #include "upmon/cache.h"
 #include "upmon/db.h"
+#include "upmon/uuid.h"
 
 struct gw;
 struct gw_req_priv;
 struct upmon_amqp;
 
-#define GW_UUID_LEN	36
+#define GW_UUID_LEN	UPMON_UUID_LEN	/* ids are uuids: upmon_uuid_parse() */
 #define GW_MAX_PARAMS	2
 #define GW_EMAIL_MAX	254
 
@@ -200,10 +201,6 @@ void gw_reply_not_found(struct gw_req *r, const char *what);
 void gw_reply_fields(struct gw_req *r, struct json_object *fields);
 
 /* ---- query strings (reply.c) ------------------------------------------------------------ */
-
-/* Copies the uuid s[0..n) (8-4-4-4-12 hex digits, either case) in lowercase into out and
- * returns true; false when it is not one (out is then unspecified). */
-bool gw_uuid_parse(const char *s, size_t n, char out[GW_UUID_LEN + 1]);
 
 /* Answers 400 (naming every unknown parameter in fields) unless each query parameter is in
  * allowed (NULL-terminated). Returns 0, or -EINVAL after replying. */

@@ -278,7 +278,7 @@ validate(struct gw_req *r, struct json_object *obj, struct json_object *body,
 	s = NULL;
 	if (upmon_jv_string(&v, "monitor_id", 1, 64, UPMON_JV_NULLABLE | UPMON_JV_NO_CTRL,
 	    &s) == 0 && s != NULL) {
-		if (gw_uuid_parse(s, strlen(s), in->monitor_buf))
+		if (upmon_uuid_parse(s, strlen(s), in->monitor_buf))
 			in->monitor_id = in->monitor_buf;
 		else
 			upmon_jv_fail(&v, "monitor_id", "must be a uuid");
@@ -380,7 +380,7 @@ gw_maintenance_list(struct gw_req *r)
 		return;
 	if ((rc = gw_query_str(r, "monitor_id", buf, sizeof(buf))) == -EINVAL)
 		return;
-	if (rc == 0 && !gw_uuid_parse(buf, strlen(buf), mid)) {
+	if (rc == 0 && !upmon_uuid_parse(buf, strlen(buf), mid)) {
 		f = json_object_new_object();
 		json_object_object_add(f, "monitor_id", json_object_new_string("must be a uuid"));
 		gw_reply_fields(r, f);

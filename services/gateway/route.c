@@ -8,34 +8,6 @@
 
 #include "server_int.h"
 
-bool
-gw_uuid_parse(const char *s, size_t n, char out[GW_UUID_LEN + 1])
-{
-	size_t i;
-	char c;
-
-	if (n != GW_UUID_LEN)
-		return false;
-	for (i = 0; i < n; i++) {
-		c = s[i];
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (c != '-')
-				return false;
-		} else if (c >= '0' && c <= '9') {
-			;
-		} else if (c >= 'a' && c <= 'f') {
-			;
-		} else if (c >= 'A' && c <= 'F') {
-			c = (char)(c - 'A' + 'a');
-		} else {
-			return false;
-		}
-		out[i] = c;
-	}
-	out[n] = '\0';
-	return true;
-}
-
 static const char *
 seg_end(const char *s)
 {
@@ -62,7 +34,7 @@ match_pattern(const char *pat, const char *path, char params[][GW_UUID_LEN + 1])
 		se = seg_end(path);
 		if (pe - pat == 4 && memcmp(pat, "{id}", 4) == 0) {
 			if (np >= GW_MAX_PARAMS ||
-			    !gw_uuid_parse(path, (size_t)(se - path), params[np]))
+			    !upmon_uuid_parse(path, (size_t)(se - path), params[np]))
 				return -1;
 			np++;
 		} else if (pe - pat != se - path || memcmp(pat, path, (size_t)(pe - pat)) != 0) {

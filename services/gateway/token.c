@@ -106,7 +106,7 @@ is_uuid(const char *s)
 {
 	char low[GW_UUID_LEN + 1];
 
-	return s != NULL && gw_uuid_parse(s, strlen(s), low) && strcmp(low, s) == 0;
+	return s != NULL && upmon_uuid_parse(s, strlen(s), low) && strcmp(low, s) == 0;
 }
 
 int

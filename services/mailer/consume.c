@@ -396,7 +396,8 @@ resolve(struct mthread *t, struct note *n, struct mailer_channel **chs, size_t *
 
 	for (;;) {
 		if (n->ev.kind != UPMON_ALERT_TEST)
-			rc = mailer_db_alert_exists(t->db, n->ev.alert_id, &exists);
+			rc = mailer_db_alert_exists(t->db, n->ev.alert_id, n->ev.owner_id,
+			    &exists);
 		else
 			rc = 0;
 		if (rc == 0 && exists)

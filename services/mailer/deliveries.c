@@ -3,7 +3,6 @@
  * claiming a deliveries row per (alert, channel) and recording the outcome. Parameterised
  * prepared statements only.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include <json-c/json.h>
 
 #include "mailer_int.h"
+#include "upmon/uuid.h"
 #include "upmon/log.h"
 
 #define CHANNEL_COLS \
@@ -23,13 +23,14 @@ static const struct {
 } stmts[] = {
 	{ "mailer_channel",
 	  "SELECT " CHANNEL_COLS " FROM notification_channels c "
-	  "WHERE c.id = $1::uuid AND c.owner_id = COALESCE(NULLIF($2, '')::uuid, c.owner_id)",
-	  2 },
+	  "WHERE c.id = $1::uuid AND c.owner_id = $2::uuid", 2 },
 	{ "mailer_monitor_channels",
 	  "SELECT " CHANNEL_COLS " FROM monitor_channels mc "
 	  "JOIN notification_channels c ON c.id = mc.channel_id AND c.owner_id = mc.owner_id "
-	  "WHERE mc.monitor_id = $1::uuid AND c.enabled ORDER BY c.created_at, c.id", 1 },
-	{ "mailer_alert_exists", "SELECT 1 FROM alerts WHERE id = $1::uuid", 1 },
+	  "WHERE mc.monitor_id = $1::uuid AND mc.owner_id = $2::uuid AND c.enabled "
+	  "ORDER BY c.created_at, c.id", 2 },
+	{ "mailer_alert_exists",
+	  "SELECT 1 FROM alerts WHERE id = $1::uuid AND owner_id = $2::uuid", 2 },
 	{ "mailer_lock",
 	  "SELECT pg_try_advisory_lock(hashtextextended('upmon.delivery.' || $1 || '.' || $2, "
 	  "0))", 2 },
@@ -49,21 +50,6 @@ static const struct {
 	  "delivered_at = CASE WHEN $3 = 'delivered' THEN now() END "
 	  "WHERE alert_id = $1::uuid AND channel_id = $2::uuid AND status = 'pending'", 4 },
 };
-
-int
-mailer_is_uuid(const char *s)
-{
-	size_t i;
-
-	for (i = 0; i < 36; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return 0;
-		} else if (!isxdigit((unsigned char)s[i]))
-			return 0;
-	}
-	return s[36] == '\0';
-}
 
 int
 mailer_db_prepare(struct upmon_db *db)
@@ -176,19 +162,19 @@ mailer_db_channels(struct upmon_db *db, const struct upmon_alert_event *ev,
 	*out = NULL;
 	*n = 0;
 	if (ev->channel_id[0] != '\0') {
-		if (!mailer_is_uuid(ev->channel_id) ||
-		    (ev->owner_id[0] != '\0' && !mailer_is_uuid(ev->owner_id)))
+		if (!upmon_uuid_valid(ev->channel_id) || !upmon_uuid_valid(ev->owner_id))
 			return 0;
 		params[0] = ev->channel_id;
 		params[1] = ev->owner_id;
 		rc = upmon_db_query_prepared(db, UPMON_DB_IDEMPOTENT, "mailer_channel", 2, params,
 		    &res, NULL);
 	} else {
-		if (!mailer_is_uuid(ev->monitor_id))
+		if (!upmon_uuid_valid(ev->monitor_id) || !upmon_uuid_valid(ev->owner_id))
 			return 0;
 		params[0] = ev->monitor_id;
+		params[1] = ev->owner_id;
 		rc = upmon_db_query_prepared(db, UPMON_DB_IDEMPOTENT, "mailer_monitor_channels",
-		    1, params, &res, NULL);
+		    2, params, &res, NULL);
 	}
 	if (rc != 0)
 		return rc;
@@ -231,16 +217,17 @@ out:
 }
 
 int
-mailer_db_alert_exists(struct upmon_db *db, const char *alert_id, bool *exists)
+mailer_db_alert_exists(struct upmon_db *db, const char *alert_id, const char *owner_id,
+    bool *exists)
 {
-	const char *params[1] = { alert_id };
+	const char *params[2] = { alert_id, owner_id };
 	PGresult *res = NULL;
 	int rc;
 
 	*exists = false;
-	if (!mailer_is_uuid(alert_id))
+	if (!upmon_uuid_valid(alert_id) || !upmon_uuid_valid(owner_id))
 		return 0;
-	rc = upmon_db_query_prepared(db, UPMON_DB_IDEMPOTENT, "mailer_alert_exists", 1, params,
+	rc = upmon_db_query_prepared(db, UPMON_DB_IDEMPOTENT, "mailer_alert_exists", 2, params,
 	    &res, NULL);
 	if (rc != 0)
 		return rc;

@@ -27,9 +27,6 @@ enum mailer_claim {
 	MAILER_CLAIM_BUSY,		/* another worker is sending it right now */
 };
 
-/* 1 when s is a canonical lowercase or uppercase uuid (8-4-4-4-12 hex), else 0. */
-int mailer_is_uuid(const char *s);
-
 /* Registers the mailer's prepared statements on db. 0 or an UPMON_DB_E_* code. */
 int mailer_db_prepare(struct upmon_db *db);
 
@@ -44,9 +41,10 @@ int mailer_db_prepare(struct upmon_db *db);
 int mailer_db_channels(struct upmon_db *db, const struct upmon_alert_event *ev,
     struct mailer_channel **out, size_t *n);
 
-/* Sets *exists to whether the alerts row alert_id exists (false for a non-uuid id).
- * 0 or an UPMON_DB_E_* code. */
-int mailer_db_alert_exists(struct upmon_db *db, const char *alert_id, bool *exists);
+/* Sets *exists to whether the alerts row alert_id of owner_id exists (false for a non-uuid
+ * id). 0 or an UPMON_DB_E_* code. */
+int mailer_db_alert_exists(struct upmon_db *db, const char *alert_id, const char *owner_id,
+    bool *exists);
 
 /*
  * Claims the delivery of alert_id to ch: takes a session advisory lock on (alert, channel)
